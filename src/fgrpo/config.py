@@ -1,0 +1,183 @@
+"""Config dataclasses: YAML files plus ``key=value`` overrides, validated strictly.
+
+Every command has one dataclass (the single source of truth for its options). Each field
+is declared with :func:`option`, which carries its one-line help. Loading rejects unknown
+keys and values of the wrong type with a message that names the key and where it came
+from, so a typo in a YAML file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be accepted."""
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at call sites
+    """A config field with its default and a one-line help text."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def field_help(cls: type) -> dict[str, tuple[str, Any, str]]:
+    """name -> (type name, default, help) for every field of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[f.name] = (_type_name(hints[f.name]), default, f.metadata.get("help", ""))
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int widens to float); raise naming the key."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in get_args(tp):
+            try:
+                return _coerce(value, arm, key, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: key '{key}': {value!r} is not {_type_name(tp)}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{where}: key '{key}': {value!r} is not one of {_type_name(tp)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: key '{key}': expected null, got {value!r}")
+    if tp is Any:
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: key '{key}': expected a list, got {value!r}")
+        (item_tp, *_rest) = get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, key, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}': expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: key '{key}': expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: key '{key}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: key '{key}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: key '{key}': expected a string, got {value!r}")
+    raise ConfigError(f"{where}: key '{key}': unsupported annotation {tp!r}")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=1e-5", "use_lora=true"]`` -> ``{"lr": 1e-5, "use_lora": True}`` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().lstrip("-").replace("-", "_")
+        try:
+            out[key] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from e
+    return out
+
+
+def _check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Keys known and values of the annotated types; returns the coerced mapping."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            close = [n for n in names if n.startswith(key[:4])]
+            hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{key}' for {cls.__name__}{hint}")
+        kwargs[key] = _coerce(value, hints[key], key, where)
+    return kwargs
+
+
+def build_config(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Instantiate ``cls`` from a mapping, rejecting unknown keys, wrong types and contradictions."""
+    kwargs = _check_values(cls, values, where)
+    try:
+        cfg = cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from e
+    return cfg
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Read ``path`` (YAML mapping, may be None) then apply ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of key: value at the top level")
+        _check_values(cls, loaded, str(path))  # names the file if one of its own keys is wrong
+        values.update(loaded)
+        where = str(path)
+    if overrides:
+        parsed = parse_overrides(overrides)
+        _check_values(cls, parsed, "command line")
+        values.update(parsed)
+        where = f"{where} + command line"
+    return build_config(cls, values, where)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

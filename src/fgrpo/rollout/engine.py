@@ -1,0 +1,141 @@
+"""Rollout engine: G sampled completions per prompt, with the prompt computed once.
+
+Written by hand (not ``model.generate``) because ``generate(num_return_sequences=G)``
+copies each prompt G times before the prefill, so the prompt's arithmetic is paid G
+times; here each prompt is prefilled once and its key/value cache repeated for its G
+completions. Decoding stops per row at EOS or at the stop string ``</RANK>``, and the
+batch stops when every row has. Sampling is seeded through an explicit generator.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fgrpo.format.completion import STOP_STRING
+from fgrpo.format.spans import PieceTable
+
+
+@dataclass
+class Rollouts:
+    """Completions in group-major order: row ``p * G + g`` is rollout g of prompt p."""
+
+    completions: list[list[int]]  # B token-id lists, EOS or stop string included
+    stopped: list[bool]  # ended by EOS / stop string (False: hit max_new_tokens)
+    seconds: float
+    generated_tokens: int
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n, L] ids and attention mask, padded on the left (prompts end at the same column)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One token per row from [n, V] logits: greedy when temperature == 0, else nucleus sampling."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # [n, V]
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest prefix reaching top_p
+        sorted_p = sorted_p.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    group_size: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    stop_string: str = STOP_STRING,
+) -> Rollouts:
+    """Sample ``group_size`` completions for each prompt (token ids, no padding)."""
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    eos_ids = _eos_ids(tokenizer, model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    table = PieceTable.for_tokenizer(tokenizer)
+    may_stop = torch.tensor(table.has_gt, device=device)  # [V] pieces that can end "</RANK>"
+    eos = torch.tensor(eos_ids, device=device)
+
+    ids, mask = left_pad(prompts, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
+    logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [B, V]
+    mask = mask.repeat_interleave(group_size, 0)  # [B, Lp]
+    next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [B, 1]
+
+    n = ids.shape[0] * group_size
+    tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    lengths = torch.zeros(n, dtype=torch.long, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    stopped = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(max_new_tokens):
+        nxt = sample_next(logits, temperature, top_p, generator)  # [B]
+        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+        tokens[:, t] = nxt
+        lengths += (~done).long()
+        ended = ~done & torch.isin(nxt, eos)
+        check = (~done & may_stop[nxt]).nonzero().flatten()
+        if len(check):
+            tails = tokenizer.batch_decode(tokens[check, max(0, t - 7) : t + 1].tolist(), skip_special_tokens=True)
+            hit = torch.tensor([stop_string in s for s in tails], device=device)
+            ended[check[hit]] = True
+        stopped |= ended
+        done |= ended
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)  # finished rows run on, ignored
+        out = model(
+            input_ids=nxt.unsqueeze(1),
+            attention_mask=mask,
+            position_ids=next_pos,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache = out.past_key_values
+        logits = out.logits[:, -1]
+        next_pos = next_pos + 1
+
+    completions = [tokens[i, : lengths[i]].tolist() for i in range(n)]
+    return Rollouts(
+        completions=completions,
+        stopped=stopped.tolist(),
+        seconds=time.perf_counter() - start,
+        generated_tokens=int(lengths.sum()),
+    )
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    ids: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, gen_eos):
+        if isinstance(value, int):
+            ids.append(value)
+        elif isinstance(value, list):
+            ids.extend(v for v in value if isinstance(v, int))
+    if not ids:
+        raise ValueError("the tokenizer has no EOS token; set one (tokenizer.eos_token)")
+    return sorted(set(ids))

@@ -1,0 +1,123 @@
+"""Options of ``fgrpo train`` (RL) and ``fgrpo sft`` (supervised warm start).
+
+Defaults marked (paper) follow the F-GRPO paper as summarized in docs/method.md; (ours)
+are this project's choices where the paper is silent; (TRL) follow TRL's GRPOTrainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fgrpo.config import option
+
+
+@dataclass
+class ModelOptions:
+    model: str = option("builtin:tiny-llama", "Model: a local Hugging Face folder, a hub id (online only), 'builtin:smollm2-135m-instruct', or 'builtin:tiny-llama' (random, for tests and the toy task).")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Parameter dtype. float32 on CPU (bf16 matmuls are ~300x slower on the reference CPU); bfloat16 on GPUs.")
+    use_lora: bool = option(False, "Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = option(16, "LoRA rank.")
+    lora_alpha: int = option(32, "LoRA scaling alpha.")
+    lora_dropout: float = option(0.0, "LoRA dropout (0 keeps rollouts and training forwards identical).")
+    lora_target_modules: str = option("all-linear", "Comma-separated module names to adapt, or 'all-linear'.")
+    gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory (GPU setting).")
+    torch_threads: int = option(0, "CPU threads for torch (0: torch's default, one per core).")
+
+
+@dataclass
+class DataOptions:
+    dataset: str = option("toy", "'toy' (built-in synthetic task) or a folder made by `fgrpo prepare` holding train.jsonl and valid.jsonl.")
+    toy_pool_size: int = option(8, "Toy task: candidates per pool.")
+    toy_max_relevant: int = option(3, "Toy task: at most this many marked (relevant) candidates per pool.")
+    toy_num_train: int = option(4000, "Toy task: training examples generated.")
+    toy_num_valid: int = option(64, "Toy task: validation examples generated (a different seed).")
+    skip_invalid_rows: bool = option(False, "Skip and count malformed data rows instead of stopping at the first (which names file, line, field).")
+    max_slate: int = option(10, "Largest slate accepted by the parser (paper: 10).")
+    max_rank: int = option(5, "Longest ranking accepted by the parser (paper: 5).")
+
+
+@dataclass
+class SFTConfig(ModelOptions, DataOptions):
+    """``fgrpo sft``: supervised warm start on targets in the exact output format."""
+
+    output_dir: str = option("runs/sft", "Where the trained model, metrics.jsonl and config are written.")
+    seed: int = option(0, "Seed for data order, filler sampling and initialization.")
+    max_steps: int = option(200, "Optimizer steps.")
+    batch_size: int = option(16, "Examples per optimizer step.")
+    learning_rate: float = option(1e-4, "Peak AdamW learning rate (ours: a common SFT value for small LMs).")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    warmup_steps: int = option(10, "Linear warm-up steps before the cosine decay.")
+    max_grad_norm: float = option(1.0, "Gradient-norm clip.")
+    slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
+    filler_policy: Literal["random", "bm25", "popularity"] = option("random", "How slate fillers are chosen among non-relevant candidates.")
+    log_every: int = option(10, "Log a metrics line every N steps.")
+
+
+@dataclass
+class TrainConfig(ModelOptions, DataOptions):
+    """``fgrpo train``: F-GRPO (or GRPO) from a warm-started model."""
+
+    output_dir: str = option("runs/train", "Where checkpoints, metrics.jsonl, TensorBoard events and the final model are written.")
+    seed: int = option(0, "Seed for data order, sampling and initialization.")
+    max_steps: int = option(200, "RL optimizer steps.")
+
+    # algorithm
+    advantage_estimator: Literal["fgrpo", "grpo"] = option("fgrpo", "fgrpo: a group-relative advantage per phase on that phase's tokens (paper); grpo: one joint reward and advantage on all tokens.")
+    group_size: int = option(8, "G: rollouts per prompt (paper: 8).")
+    prompts_per_step: int = option(4, "Prompts per optimizer step (each yields G rollouts).")
+    slate_reward: Literal["recall", "f1"] = option("recall", "Slate coverage reward: recall of the relevant set (ours, default) or F1.")
+    rank_k: int = option(5, "Cut-off k of the NDCG@k ranking reward (ours: 5).")
+    invalid_penalty: float = option(-0.5, "Reward given to an invalid phase in place of its reward (ours).")
+    rank_weight: float = option(1.0, "λ in L = L_slate + λ·L_rank, and in GRPO's joint reward R_slate + λ·R_rank (paper: 1).")
+    scale_by_std: bool = option(False, "Divide advantages by the group std (off, as in Dr. GRPO; paper's setting).")
+    clip_eps_low: float = option(0.2, "ε: lower clip of the probability ratio (TRL: 0.2).")
+    clip_eps_high: float = option(0.2, "Upper clip of the probability ratio (0.28 gives DAPO's clip-higher).")
+    kl_beta: float = option(0.0, "β of the KL penalty to the frozen initial policy (paper setting: 0).")
+    loss_aggregation: Literal["token_mean", "seq_mean", "dr_grpo"] = option("dr_grpo", "How token losses are averaged: dr_grpo (constant normalizer, paper's Dr. GRPO setting), token_mean, seq_mean.")
+    ppo_epochs: int = option(1, "μ: passes over each rollout batch (1: on-policy, old log-probs are the current ones).")
+
+    # rollouts
+    max_new_tokens: int = option(64, "Longest completion sampled.")
+    temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
+    top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
+    share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
+
+    # optimizer
+    learning_rate: float = option(1e-6, "Peak AdamW learning rate (TRL's GRPO default; raise it for small models and LoRA).")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    adam_beta1: float = option(0.9, "AdamW β1.")
+    adam_beta2: float = option(0.99, "AdamW β2 (ours: 0.99, common in RL fine-tuning).")
+    warmup_steps: int = option(0, "Linear learning-rate warm-up steps.")
+    lr_schedule: Literal["cosine", "constant"] = option("constant", "Learning-rate schedule after warm-up.")
+    max_grad_norm: float = option(1.0, "Gradient-norm clip.")
+
+    # supervised warm-up inside the same command (for models that do not know the format yet)
+    sft_warmup_steps: int = option(0, "If > 0, supervised steps on the train split before RL (0: the model is already warm-started).")
+    sft_learning_rate: float = option(1e-3, "Learning rate of the supervised warm-up.")
+    sft_batch_size: int = option(16, "Batch size of the supervised warm-up.")
+    sft_slate_size: int = option(10, "Target slate size of the supervised warm-up.")
+
+    # bookkeeping
+    log_every: int = option(1, "Write a metrics line every N steps.")
+    save_every: int = option(50, "Checkpoint every N steps (and at the end).")
+    keep_last: int = option(2, "Checkpoints kept on disk (older ones are deleted).")
+    eval_every: int = option(0, "Evaluate greedy decoding on the valid split every N steps (0: never).")
+    eval_limit: int = option(64, "Validation examples used by the in-training evaluation.")
+    tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.")
+    max_bad_steps: int = option(3, "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped).")
+
+    def validate(self) -> None:
+        if self.max_rank > self.max_slate:
+            raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
+        if self.group_size < 2:
+            raise ValueError("key 'group_size' must be >= 2: a group-relative advantage needs a group")
+        for key in ("prompts_per_step", "max_steps", "max_new_tokens", "ppo_epochs", "rank_k", "save_every", "keep_last", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be >= 1")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("key 'top_p' must be in (0, 1]")
+        if self.temperature <= 0:
+            raise ValueError("key 'temperature' must be > 0 for sampled rollouts")
+        if self.sft_slate_size > self.max_slate:
+            raise ValueError(f"key 'sft_slate_size' ({self.sft_slate_size}) must not exceed 'max_slate' ({self.max_slate})")

@@ -1,0 +1,149 @@
+"""Supervised warm start: teach the output format before RL.
+
+Target for an example (ours, following the paper's SFT description): the slate holds
+every relevant candidate plus fillers up to ``slate_size``, in a shuffled order (the slate
+is a set; a fixed order would teach a position shortcut); the ranking lists the relevant
+candidates first (higher grade first), then slate fillers, up to ``max_rank``. Loss is the
+cross-entropy of the completion tokens (EOS included) only, never of the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fgrpo.data.schema import Example
+from fgrpo.format.completion import render_completion
+from fgrpo.format.prompts import encode_prompt
+
+FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
+
+
+def sft_target(
+    example: Example,
+    slate_size: int,
+    max_rank: int,
+    rng: np.random.Generator,
+    filler_order: FillerOrder | None = None,
+) -> tuple[list[int], list[int]]:
+    """(slate, ranking) of the supervised target for ``example``."""
+    rel = example.relevant_numbers()  # number -> grade
+    relevant = sorted(rel, key=lambda k: (-rel[k], rng.random()))
+    others = [k for k in range(1, example.num_candidates + 1) if k not in rel]
+    if filler_order is None:
+        fillers = [others[i] for i in rng.permutation(len(others))]
+    else:
+        fillers = [k for k in filler_order(example) if k not in rel]
+    slate_fill = fillers[: max(0, slate_size - len(relevant))]
+    slate = relevant[:slate_size] + slate_fill
+    slate = [slate[i] for i in rng.permutation(len(slate))]
+    ranking = (relevant + slate_fill)[:max_rank]
+    return slate, ranking
+
+
+def encode_sft_example(
+    tokenizer: Any, example: Example, slate: list[int], ranking: list[int], max_slate: int, max_rank: int
+) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) with the prompt masked out of the labels (-100)."""
+    prompt = encode_prompt(tokenizer, example, max_slate, max_rank)
+    completion = tokenizer(render_completion(slate, ranking), add_special_tokens=False)["input_ids"]
+    completion = completion + [tokenizer.eos_token_id]
+    return prompt + completion, [-100] * len(prompt) + completion
+
+
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def supervised_steps(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    slate_size: int,
+    max_slate: int,
+    max_rank: int,
+    warmup_steps: int = 0,
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    filler_order: FillerOrder | None = None,
+    log: Callable[[dict[str, float]], None] | None = None,
+    log_every: int = 10,
+    desc: str = "sft",
+) -> list[float]:
+    """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses."""
+    rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    total = max(1, steps)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    model.train()
+    order = rng.permutation(len(examples))
+    cursor, losses = 0, []
+    bar = tqdm(range(steps), desc=desc, dynamic_ncols=True, disable=None)
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = []
+        for _ in range(batch_size):
+            if cursor == len(order):
+                order, cursor = rng.permutation(len(examples)), 0
+            ex = examples[order[cursor]]
+            cursor += 1
+            slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order)
+            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank))
+        inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
+        loss = model(**inputs).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if log is not None and (step % log_every == 0 or step == steps - 1):
+            log({
+                "step": step + 1,
+                "sft/loss": losses[-1],
+                "sft/grad_norm": float(grad_norm),
+                "sft/lr": scheduler.get_last_lr()[0],
+                "step_time_s": time.perf_counter() - t0,
+            })
+    model.eval()
+    return losses
+
+
+def jsonl_logger(path: Path) -> Callable[[dict[str, float]], None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(row: dict[str, float]) -> None:
+        with path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    return log

@@ -1,0 +1,354 @@
+"""``fgrpo train``: the F-GRPO / GRPO recipe.
+
+Reads top to bottom: setup, then per step
+rollout -> parse -> reward -> advantage -> loss -> optimizer step -> log -> checkpoint.
+F-GRPO and GRPO differ in one line (the advantage estimator); everything else is shared.
+
+Several processes (``torchrun`` / ``accelerate launch``) split each step's prompt groups;
+gradients are averaged by an all-reduce after backward rather than by a DDP wrapper,
+because the shared-prefix forward calls the model twice per backward, which DDP's
+reducer does not allow. The loss normalizer is global, so the update equals one process
+doing all groups.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fgrpo.algorithm import core_algos
+from fgrpo.algorithm.rewards import phase_rewards
+from fgrpo.config import save_config
+from fgrpo.data.schema import Example, read_jsonl
+from fgrpo.data.toy import make_toy_examples
+from fgrpo.format.completion import ERROR_KINDS, parse_completion
+from fgrpo.format.prompts import encode_prompt
+from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
+from fgrpo.models.loading import add_lora, load_model, load_tokenizer
+from fgrpo.rollout.engine import generate
+from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fgrpo.trainer.config import TrainConfig
+from fgrpo.trainer.forward import completion_logprobs
+from fgrpo.trainer.metrics_log import MetricsLog
+from fgrpo.trainer.sft import supervised_steps
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (repeated non-finite updates); the last checkpoint is intact."""
+
+
+# ------------------------------------------------------------------ setup
+
+
+def load_splits(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
+    if cfg.dataset == "toy":
+        train = make_toy_examples(cfg.toy_num_train, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed)
+        valid = make_toy_examples(cfg.toy_num_valid, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed + 10_000)
+        return train, valid
+    folder = Path(cfg.dataset)
+    train = read_jsonl(folder / "train.jsonl", skip_invalid=cfg.skip_invalid_rows)
+    valid_path = folder / "valid.jsonl"
+    valid = read_jsonl(valid_path, skip_invalid=cfg.skip_invalid_rows) if valid_path.is_file() else []
+    return train, valid
+
+
+def batch_indices(step: int, per_step: int, n: int, seed: int) -> list[int]:
+    """Example indices of global step ``step``: epoch-wise permutations, a pure function of
+    (step, seed), so a resumed run sees exactly the batches the uninterrupted run would."""
+    out = []
+    for j in range(step * per_step, (step + 1) * per_step):
+        epoch, pos = divmod(j, n)
+        out.append(int(np.random.default_rng([seed, epoch]).permutation(n)[pos]))
+    return out
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class Run:
+    cfg: TrainConfig
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    train: list[Example]
+    valid: list[Example]
+    accelerator: Any
+    log: MetricsLog | None
+    start_step: int = 0
+    ref_model: Any = None
+    prompt_cache: dict[str, list[int]] = field(default_factory=dict)
+
+
+def setup(cfg: TrainConfig, resume: bool = False) -> Run:
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+
+    train, valid = load_splits(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model, cfg.dtype, seed=cfg.seed).to(accelerator.device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    log = MetricsLog(out, tensorboard=cfg.tensorboard) if accelerator.is_main_process else None
+
+    ckpt = latest_checkpoint(out) if resume else None
+    if cfg.sft_warmup_steps > 0 and ckpt is None:
+        supervised_steps(
+            model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
+            seed=cfg.seed, slate_size=cfg.sft_slate_size, max_slate=cfg.max_slate, max_rank=cfg.max_rank,
+            log=(lambda row: log.write({"phase": "sft_warmup", **row})) if log else None, desc="sft warm-up",
+        )
+    ref_model = None
+    if cfg.kl_beta > 0 and not cfg.use_lora:  # with LoRA the reference is the base with adapters off
+        import copy
+
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    if cfg.use_lora:
+        model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
+    )
+    scheduler = make_scheduler(optimizer, cfg)
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + accelerator.process_index)
+    run = Run(cfg, model, tokenizer, optimizer, scheduler, generator, train, valid, accelerator, log, ref_model=ref_model)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, generator)
+        run.start_step = int(state["step"])
+        if log:
+            log.note(f"resumed from {ckpt} at step {run.start_step}")
+    return run
+
+
+# ------------------------------------------------------------------ one step
+
+
+def encode(run: Run, ex: Example) -> list[int]:
+    ids = run.prompt_cache.get(ex.id)
+    if ids is None:
+        ids = encode_prompt(run.tokenizer, ex, run.cfg.max_slate, run.cfg.max_rank)
+        run.prompt_cache[ex.id] = ids
+    return ids
+
+
+def train_step(run: Run, step: int) -> dict[str, Any]:
+    cfg, model, tok, acc = run.cfg, run.model, run.tokenizer, run.accelerator
+    t_start = time.perf_counter()
+    g = cfg.group_size
+    batch = [run.train[i] for i in batch_indices(step, cfg.prompts_per_step, len(run.train), cfg.seed)]
+    batch = batch[acc.process_index :: acc.num_processes]  # this process's prompt groups
+    prompts = [encode(run, ex) for ex in batch]
+
+    # 1. rollout: G samples per prompt, prompt prefilled once
+    model.eval()
+    rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, run.generator)
+    texts = decode_completions(tok, rolls.completions)
+
+    # 2. parse and reward, each phase on its own
+    pool_of = [ex for ex in batch for _ in range(g)]  # [B] group-major
+    parsed = [parse_completion(t, ex.num_candidates, cfg.max_slate, cfg.max_rank) for t, ex in zip(texts, pool_of, strict=True)]
+    rewards = phase_rewards(parsed, [ex.grades() for ex in pool_of], cfg.slate_reward, cfg.rank_k, cfg.invalid_penalty)
+    r_slate = rewards.slate.view(-1, g)  # [P, G]
+    r_rank = rewards.rank.view(-1, g)  # [P, G]
+
+    # 3. advantage: per-phase token masks from character offsets, then the estimator
+    lengths = torch.tensor([len(c) for c in rolls.completions])  # [B]
+    t_max = max(1, int(lengths.max()))
+    n_slate = torch.tensor(slate_token_counts(tok, rolls.completions, texts, [p.slate_end for p in parsed]))
+    slate_mask, rank_mask = phase_masks(n_slate, lengths, t_max)  # [B, T] each
+    estimator = core_algos.ADVANTAGE_ESTIMATORS[cfg.advantage_estimator]
+    token_adv = estimator(r_slate, r_rank, slate_mask, rank_mask, cfg.rank_weight, cfg.scale_by_std)  # [B, T]
+
+    # 4. loss, one prompt group per micro-batch, normalized over the whole (global) batch
+    completion_mask = slate_mask | rank_mask  # [B, T]
+    normalizer = core_algos.loss_normalizer(completion_mask, cfg.loss_aggregation, cfg.max_new_tokens)
+    if acc.num_processes > 1:
+        normalizer = acc.reduce(normalizer.to(acc.device), reduction="sum")
+    model.train()
+    old_logps: list[torch.Tensor] = []
+    stats: Counter[str] = Counter()
+    for epoch in range(cfg.ppo_epochs):
+        for p, prompt in enumerate(prompts):
+            rows = slice(p * g, (p + 1) * g)
+            logp, mask = completion_logprobs(model, prompt, rolls.completions[rows], tok.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+            mask = mask & completion_mask[rows, : mask.shape[1]].to(mask.device)
+            if epoch == 0:  # before any update of this step: the rollout policy itself
+                old_logps.append(logp.detach())
+            adv = token_adv[rows, : logp.shape[1]].to(logp.device)
+            token_loss, clipped = core_algos.clipped_surrogate(logp, old_logps[p], adv, cfg.clip_eps_low, cfg.clip_eps_high)
+            if cfg.kl_beta > 0:
+                ref_logp = reference_logprobs(run, prompt, rolls.completions[rows])
+                kl = core_algos.kl_k3(logp, ref_logp)
+                token_loss = token_loss + cfg.kl_beta * kl
+                stats["kl_sum"] += float((kl * mask).sum())
+            loss = core_algos.aggregate_loss(token_loss, mask, cfg.loss_aggregation, normalizer)
+            acc.backward(loss / cfg.ppo_epochs * acc.num_processes)
+            stats["loss"] += float(loss) / cfg.ppo_epochs
+            stats["clipped"] += float((clipped & mask).sum())
+            stats["tokens"] += float(mask.sum())
+            stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not cfg.share_prompt_prefix else len(prompt) + mask.shape[1] * g
+
+    # 5. optimizer step, skipped when the loss or gradient is not finite
+    params = [q for q in model.parameters() if q.requires_grad]
+    if acc.num_processes > 1:
+        for q in params:
+            if q.grad is not None:
+                q.grad = acc.reduce(q.grad, reduction="mean")
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    finite = math.isfinite(stats["loss"]) and bool(torch.isfinite(grad_norm))
+    if finite:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+
+    # 6. metrics of this step (the contract is documented in docs/metrics.md)
+    a_slate = core_algos.group_advantages(r_slate, cfg.scale_by_std)
+    a_rank = core_algos.group_advantages(r_rank, cfg.scale_by_std)
+    seconds = time.perf_counter() - t_start
+    row: dict[str, Any] = {
+        "step": step + 1,
+        "reward/slate": float(r_slate.mean()),
+        "reward/rank": float(r_rank.mean()),
+        "reward/joint": float((r_slate + cfg.rank_weight * r_rank).mean()),
+        "format/valid_rate": float((rewards.slate_valid & rewards.rank_valid).float().mean()),
+        "format/slate_valid_rate": float(rewards.slate_valid.float().mean()),
+        "format/rank_valid_rate": float(rewards.rank_valid.float().mean()),
+        "adv/slate_abs_mean": float(a_slate.abs().mean()),
+        "adv/rank_abs_mean": float(a_rank.abs().mean()),
+        "groups/slate_zero_var_frac": float(core_algos.zero_variance_fraction(r_slate)),
+        "groups/rank_zero_var_frac": float(core_algos.zero_variance_fraction(r_rank)),
+        **{f"parse_errors/{k}": rewards.errors.get(k, 0) for k in ERROR_KINDS},
+        "loss": stats["loss"],
+        "kl": stats["kl_sum"] / max(1.0, stats["tokens"]) if cfg.kl_beta > 0 else None,
+        "clip_frac": stats["clipped"] / max(1.0, stats["tokens"]),
+        "grad_norm": float(grad_norm),
+        "update_skipped": not finite,
+        "lr": run.scheduler.get_last_lr()[0],
+        "completion_len": float(lengths.float().mean()),
+        "phase_tokens/slate": float(slate_mask.sum(-1).float().mean()),
+        "phase_tokens/rank": float(rank_mask.sum(-1).float().mean()),
+        "rollout/seconds": rolls.seconds,
+        "rollout/tokens_per_s": rolls.generated_tokens / max(rolls.seconds, 1e-9),
+        "tokens_per_s": stats["train_tokens"] / max(seconds - rolls.seconds, 1e-9),
+        "step_time_s": seconds,
+    }
+    return row
+
+
+@torch.no_grad()
+def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]) -> torch.Tensor:
+    cfg = run.cfg
+    if run.ref_model is not None:
+        logp, _ = completion_logprobs(run.ref_model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+        return logp
+    with run.model.disable_adapter():
+        logp, _ = completion_logprobs(run.model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+    return logp
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    run = setup(cfg, resume)
+    out = Path(cfg.output_dir)
+    interrupted = False
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    bad_steps = 0
+    step = run.start_step
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
+    try:
+        while step < cfg.max_steps:
+            row = train_step(run, step)
+            step += 1
+            bad_steps = bad_steps + 1 if row["update_skipped"] else 0
+            if cfg.eval_every and step % cfg.eval_every == 0 and run.valid:
+                row.update(validate(run))
+            if run.log and (step % cfg.log_every == 0 or step == cfg.max_steps or row["update_skipped"]):
+                run.log.write(row)
+            bar.update(1)
+            bar.set_postfix(slate=f"{row['reward/slate']:.3f}", rank=f"{row['reward/rank']:.3f}", valid=f"{row['format/valid_rate']:.2f}")
+            if bad_steps >= cfg.max_bad_steps:
+                raise TrainingStopped(
+                    f"{bad_steps} consecutive steps had a non-finite loss or gradient (last at step {step}); "
+                    f"stopping. The last good checkpoint is {latest_checkpoint(out)}"
+                )
+            if bad_steps == 0 and (step % cfg.save_every == 0 or step == cfg.max_steps):
+                checkpoint(run, step)
+    except KeyboardInterrupt:
+        interrupted = True
+        if bad_steps == 0:
+            checkpoint(run, step)
+        if run.log:
+            run.log.note(f"interrupted at step {step}; checkpoint saved, resume with --resume")
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+        if run.log:
+            run.log.close()
+    if not interrupted and run.accelerator.is_main_process:
+        save_final_model(run, out / "model")
+    return out
+
+
+def checkpoint(run: Run, step: int) -> None:
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:
+        save_checkpoint(
+            run.cfg.output_dir, step, run.model, run.tokenizer, run.optimizer, run.scheduler,
+            {"seed": run.cfg.seed}, run.generator, run.cfg.keep_last,
+        )
+    run.accelerator.wait_for_everyone()
+
+
+def validate(run: Run) -> dict[str, float]:
+    from fgrpo.evaluation.evaluate import predict, score_predictions
+
+    examples = run.valid[: run.cfg.eval_limit]
+    preds = predict(run.model, run.tokenizer, examples, run.cfg.max_slate, run.cfg.max_rank, run.cfg.max_new_tokens, progress=False)
+    scores = score_predictions(preds, examples)
+    return {f"valid/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
+
+
+def save_final_model(run: Run, folder: Path) -> None:
+    """A normal Hugging Face folder; with LoRA, the adapters merged into the base weights."""
+    model = run.model
+    if run.cfg.use_lora:
+        model = model.merge_and_unload()
+    model.save_pretrained(folder)
+    run.tokenizer.save_pretrained(folder)
