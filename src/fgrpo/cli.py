@@ -83,11 +83,56 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
 
 
 @app.command(context_settings=EXTRA, name="eval")
-def evaluate(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
+def evaluate(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+    limit: int | None = typer.Option(None, "--limit", help="Score only the first N examples (same as limit=N)."),
+) -> None:
     """Greedy decoding on the test split; writes metrics.json, a Markdown table and predictions.jsonl."""
     from fgrpo.evaluation.command import run_eval
 
-    run_eval(_load("eval", config, ctx.args))
+    overrides = list(ctx.args) + ([f"limit={limit}"] if limit is not None else [])
+    run_eval(_load("eval", config, overrides))
+
+
+@app.command()
+def rank(
+    model: Path = typer.Option(..., "--model", help="Model folder written by fgrpo (or any HF folder trained on the format)."),
+    input: str = typer.Option("-", "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
+    output: str = typer.Option("-", "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
+    batch_size: int = typer.Option(8, help="Prompts decoded together."),
+) -> None:
+    """Write a slate and a ranking for every example read (relevance labels not needed)."""
+    import dataclasses
+    import json
+
+    from fgrpo.data.schema import DataError, example_from_json
+    from fgrpo.ranker import Ranker
+
+    source = sys.stdin if input == "-" else open(input, encoding="utf-8")  # noqa: SIM115
+    name = "<stdin>" if input == "-" else input
+    examples = []
+    for lineno, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            typer.echo(f"{name}:{lineno}: not valid JSON ({e.msg})", err=True)
+            raise typer.Exit(2) from e
+        if isinstance(obj, dict) and "relevance" not in obj and obj.get("candidates"):
+            obj = {**obj, "relevance": {str(obj["candidates"][0].get("id")): 1}}  # placeholder: not used
+        try:
+            examples.append(example_from_json(obj, f"{name}:{lineno}"))
+        except DataError as e:
+            typer.echo(str(e), err=True)
+            raise typer.Exit(2) from e
+    results = Ranker.from_pretrained(model).rank_examples(examples, batch_size)
+    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    for ex, res in zip(examples, results, strict=True):
+        sink.write(json.dumps({"id": ex.id, **dataclasses.asdict(res)}) + "\n")
+    if sink is not sys.stdout:
+        sink.close()
 
 
 @app.command()

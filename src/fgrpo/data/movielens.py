@@ -100,7 +100,6 @@ class Interaction:
     user: str
     item: str
     timestamp: float
-    line: int  # line in the interactions file, for error messages
 
 
 @dataclass
@@ -277,7 +276,7 @@ def _parse_interaction(
         raise DataError(f"{where}: field '{names[2]}': not a number: {ts!r}") from e
     if item not in titles:
         raise DataError(f"{where}: field '{names[1]}': item '{item}' is not in the item file")
-    return Interaction(user, item, timestamp, lineno)
+    return Interaction(user, item, timestamp)
 
 
 def load_ml100k(
@@ -400,7 +399,9 @@ def _norm_id(value: Any, where: str, fld: str) -> str:
     raise DataError(f"{where}: field '{fld}': not an item id: {value!r}")
 
 
-def _read_llara_titles(folder: Path, skip_invalid: bool, stats: dict[str, int] | None):
+def _read_llara_titles(
+    folder: Path, skip_invalid: bool, stats: dict[str, int] | None
+) -> tuple[dict[str, str], Path]:
     """``id2name.txt`` (``id::name``) or, for LLaRA's MovieLens, ``u.item`` (ids - 1)."""
     path = folder / "id2name.txt"
     titles: dict[str, str] = {}
@@ -455,7 +456,9 @@ def _llara_split_file(folder: Path, split: str) -> Path:
     raise DataError(f"{folder}: file not found for the {split} split (tried {', '.join(tried)})")
 
 
-def _llara_records(path: Path, skip_invalid: bool, stats: dict[str, int] | None):
+def _llara_records(
+    path: Path, skip_invalid: bool, stats: dict[str, int] | None
+) -> Iterator[tuple[str, Any]]:
     """``(where, {"seq": ..., "next": ...})`` from a JSONL or CSV export."""
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
@@ -467,7 +470,9 @@ def _llara_records(path: Path, skip_invalid: bool, stats: dict[str, int] | None)
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     if not skip_invalid:
-                        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+                        raise DataError(
+                            f"{where}: not valid JSON ({e.msg} at column {e.colno})"
+                        ) from e
                     bump(stats, "skipped_bad_rows")
                     continue
                 yield where, obj
@@ -483,7 +488,9 @@ def _llara_records(path: Path, skip_invalid: bool, stats: dict[str, int] | None)
                 seq = ast.literal_eval(row["seq"] or "")
             except (ValueError, SyntaxError) as e:
                 if not skip_invalid:
-                    raise DataError(f"{where}: field 'seq': not a list literal: {row['seq']!r}") from e
+                    raise DataError(
+                        f"{where}: field 'seq': not a list literal: {row['seq']!r}"
+                    ) from e
                 bump(stats, "skipped_bad_rows")
                 continue
             yield where, {"seq": seq, "next": row["next"]}
@@ -516,17 +523,23 @@ def load_llara(
                         raise DataError(f"{where}: field '{req}' is missing")
                 if not isinstance(obj["seq"], (list, tuple)):
                     raise DataError(f"{where}: field 'seq' must be a list of item ids")
-                seq = [_norm_id(v, where, f"seq[{i}]") for i, v in enumerate(obj["seq"])]
                 nxt = _norm_id(obj["next"], where, "next")
-                seq = [s for s in seq if s != pad]
-                for i, item in enumerate(seq):
+                seq = []
+                for i, v in enumerate(obj["seq"]):
+                    item = _norm_id(v, where, f"seq[{i}]")
+                    if item == pad:
+                        continue
                     if item not in titles:
                         hint = "" if pad is not None else " (a padding id? set llara_padding_id)"
                         raise DataError(
-                            f"{where}: field 'seq[{i}]': item '{item}' is not in {titles_path.name}{hint}"
+                            f"{where}: field 'seq[{i}]': item '{item}' is not in "
+                            f"{titles_path.name}{hint}"
                         )
+                    seq.append(item)
                 if nxt not in titles:
-                    raise DataError(f"{where}: field 'next': item '{nxt}' is not in {titles_path.name}")
+                    raise DataError(
+                        f"{where}: field 'next': item '{nxt}' is not in {titles_path.name}"
+                    )
             except DataError:
                 if not skip_invalid:
                     raise
@@ -678,8 +691,15 @@ def build_sequential(
             rng = np.random.default_rng([seed, u, t])
             examples.append(
                 _make_example(
-                    f"u{users[u]}-{t}", task, seq[max(0, t - history_len) : t], seq[t],
-                    excluded[u], cat, rng, pool_size, {"user": users[u], "position": t},
+                    f"u{users[u]}-{t}",
+                    task,
+                    seq[max(0, t - history_len) : t],
+                    seq[t],
+                    excluded[u],
+                    cat,
+                    rng,
+                    pool_size,
+                    {"user": users[u], "position": t},
                 )
             )
         out[split] = examples
@@ -719,8 +739,15 @@ def build_llara(
             rng = np.random.default_rng([seed, s_idx, j])
             examples.append(
                 _make_example(
-                    f"{split}-{j}", task, row.seq[-history_len:], row.next, excl, cat, rng,
-                    pool_size, {"row": j},
+                    f"{split}-{j}",
+                    task,
+                    row.seq[-history_len:],
+                    row.next,
+                    excl,
+                    cat,
+                    rng,
+                    pool_size,
+                    {"row": j},
                 )
             )
         out[split] = examples

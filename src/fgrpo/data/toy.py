@@ -12,12 +12,7 @@ import numpy as np
 
 from fgrpo.data.schema import Candidate, Example
 
-TOY_WORDS = (
-    "apple banana cherry grape lemon mango melon peach pear plum "
-    "red blue green black white brown pink gray gold silver "
-    "cat dog cow fox owl bee ant elk yak emu "
-    "oak elm ash fir yew bay box fig ivy rye"
-).split()
+TOY_WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "melon", "peach", "pear", "plum", "red", "blue", "green", "black", "white", "brown", "pink", "gray", "gold", "silver", "cat", "dog", "cow", "fox", "owl", "bee", "ant", "elk", "yak", "emu", "oak", "elm", "ash", "fir", "yew", "bay", "box", "fig", "ivy", "rye"]
 TOY_QUERY = "select the marked items"
 
 
@@ -38,7 +33,7 @@ def make_toy_examples(n: int, pool_size: int = 8, max_relevant: int = 3, seed: i
         for p, w in enumerate(words):
             mark = {0: "", 1: " *", 2: " **"}[grades.get(p, 0)]
             cid = f"c{p}"
-            cands.append(Candidate(cid, TOY_WORDS[w] + mark))
+            cands.append(Candidate(cid, (mark.strip() + " " + TOY_WORDS[w]).strip()))
             if p in grades:
                 relevance[cid] = grades[p]
         out.append(Example(id=f"toy-{seed}-{i}", query=TOY_QUERY, candidates=cands, relevance=relevance, task="toy"))

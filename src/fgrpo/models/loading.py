@@ -14,11 +14,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def resolve_model_name(name: str) -> str:
     """Built-in names -> a local folder; anything else unchanged (folder or hub id)."""
-    if name in ("builtin:smollm2-135m-instruct", "smollm2"):
-        from fgrpo.models.smollm2 import ensure_smollm2
+    from fgrpo.models.smollm2 import resolve_model_path
 
-        return str(ensure_smollm2())
-    return name
+    return resolve_model_path(name)
 
 
 def load_tokenizer(name: str) -> Any:
@@ -30,11 +28,12 @@ def load_tokenizer(name: str) -> Any:
     return tok
 
 
-def load_model(name: str, dtype: str = "float32", seed: int = 0) -> Any:
+def load_model(name: str, dtype: str = "float32", seed: int = 0, tiny_hidden_size: int = 128, tiny_num_layers: int = 2) -> Any:
     from transformers import AutoModelForCausalLM
 
     if name == TINY_LLAMA_ID:
-        return build_tiny_llama(len(build_tiny_tokenizer()), seed=seed).to(DTYPES[dtype])
+        vocab = len(build_tiny_tokenizer())
+        return build_tiny_llama(vocab, tiny_hidden_size, tiny_num_layers, seed=seed).to(DTYPES[dtype])
     path = resolve_model_name(name)
     if not Path(path).exists() and "/" not in path:
         raise FileNotFoundError(f"model '{name}': no such folder, and not a hub id")

@@ -42,8 +42,13 @@ EOS_TOKEN = "<|im_end|>"
 _FORMAT_VERSION = 1
 _MARKER = "fgrpo_conversion.json"
 # The marker is written last, inside the temporary folder, so a folder holding it is complete.
-_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                   "generation_config.json")
+_REQUIRED_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+)
 
 
 def _pip_command() -> str:

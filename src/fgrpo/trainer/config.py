@@ -22,6 +22,8 @@ class ModelOptions:
     lora_dropout: float = option(0.0, "LoRA dropout (0 keeps rollouts and training forwards identical).")
     lora_target_modules: str = option("all-linear", "Comma-separated module names to adapt, or 'all-linear'.")
     gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory (GPU setting).")
+    tiny_hidden_size: int = option(128, "builtin:tiny-llama only: hidden width.")
+    tiny_num_layers: int = option(2, "builtin:tiny-llama only: decoder layers.")
     torch_threads: int = option(0, "CPU threads for torch (0: torch's default, one per core).")
 
 

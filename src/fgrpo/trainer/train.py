@@ -117,7 +117,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
 
     train, valid = load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, cfg.dtype, seed=cfg.seed).to(accelerator.device)
+    model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers).to(accelerator.device)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     log = MetricsLog(out, tensorboard=cfg.tensorboard) if accelerator.is_main_process else None

@@ -1,0 +1,71 @@
+"""Using a trained ranker: ``Ranker.from_pretrained(folder).rank(query, candidates)``.
+
+A model folder written by fgrpo is a normal Hugging Face folder (LoRA adapters merged), so
+any transformers code can load it; this class adds the prompt, greedy decoding, and the
+parser, and maps candidate numbers back to your ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fgrpo.data.schema import Candidate, Example
+from fgrpo.format.completion import parse_completion
+from fgrpo.format.prompts import encode_prompt
+from fgrpo.format.spans import decode_completions
+from fgrpo.rollout.engine import generate
+
+
+@dataclass
+class RankResult:
+    slate: list[str]  # candidate ids in the slate (empty when the slate was invalid)
+    ranking: list[str]  # candidate ids, best first (empty when the ranking was invalid)
+    valid: bool
+    errors: list[str]
+    completion: str
+
+
+class Ranker:
+    def __init__(self, model: Any, tokenizer: Any, max_slate: int = 10, max_rank: int = 5, max_new_tokens: int = 96) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_slate, self.max_rank, self.max_new_tokens = max_slate, max_rank, max_new_tokens
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
+        from transformers import AutoModelForCausalLM
+
+        from fgrpo.models.loading import DTYPES, load_tokenizer, resolve_model_name
+
+        path = resolve_model_name(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+        return cls(model, load_tokenizer(path), **kwargs)
+
+    def rank_examples(self, examples: list[Example], batch_size: int = 8) -> list[RankResult]:
+        out = []
+        for s in range(0, len(examples), batch_size):
+            chunk = examples[s : s + batch_size]
+            prompts = [encode_prompt(self.tokenizer, ex, self.max_slate, self.max_rank) for ex in chunk]
+            with torch.inference_mode():
+                rolls = generate(self.model, self.tokenizer, prompts, 1, self.max_new_tokens, temperature=0.0)
+            for ex, text in zip(chunk, decode_completions(self.tokenizer, rolls.completions), strict=True):
+                p = parse_completion(text, ex.num_candidates, self.max_slate, self.max_rank)
+                ids = [c.id for c in ex.candidates]
+                out.append(RankResult(
+                    slate=[ids[k - 1] for k in p.slate] if p.slate_valid else [],
+                    ranking=[ids[k - 1] for k in p.ranking] if p.rank_valid else [],
+                    valid=p.valid,
+                    errors=p.errors,
+                    completion=text,
+                ))
+        return out
+
+    def rank(self, query: str, candidates: list[str] | list[tuple[str, str]], task: str = "generic") -> RankResult:
+        """Rank one pool. ``candidates``: texts (ids become "1".."N") or (id, text) pairs."""
+        pool = [Candidate(str(i), c) if isinstance(c, str) else Candidate(str(c[0]), c[1]) for i, c in enumerate(candidates, start=1)]
+        ex = Example(id="query", query=query, candidates=pool, relevance={}, task=task)
+        return self.rank_examples([ex])[0]
