@@ -33,7 +33,7 @@ def make_toy_examples(n: int, pool_size: int = 8, max_relevant: int = 3, seed: i
         for p, w in enumerate(words):
             mark = {0: "", 1: " *", 2: " **"}[grades.get(p, 0)]
             cid = f"c{p}"
-            cands.append(Candidate(cid, (mark.strip() + " " + TOY_WORDS[w]).strip()))
+            cands.append(Candidate(cid, TOY_WORDS[w] + mark))
             if p in grades:
                 relevance[cid] = grades[p]
         out.append(Example(id=f"toy-{seed}-{i}", query=TOY_QUERY, candidates=cands, relevance=relevance, task="toy"))

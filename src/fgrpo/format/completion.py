@@ -55,7 +55,7 @@ ERROR_KINDS = (
     "trailing_text",
 )
 
-_ITEM = re.compile(r"\[(\d{1,9})\]")
+_ITEM = re.compile(r"\[([0-9]{1,9})\]")
 _SLATE_SEPARATORS = re.compile(r"[\s,]*")
 _RANK_SEPARATORS = re.compile(r"[\s,>]*")
 
@@ -145,7 +145,9 @@ def parse_completion(
             errors.append("misordered_tags")
         rank_tags_ok = False
 
-    slate_ok = slate_tags_ok and "repeated_tag" not in errors
+    # a repeated slate tag breaks the slate; a repeated rank tag only the ranking
+    slate_repeated = any(text.count(t) > 1 for t in (SLATE_OPEN, SLATE_CLOSE))
+    slate_ok = slate_tags_ok and not slate_repeated
     if slate_tags_ok:
         out.slate_end = s_close + len(SLATE_CLOSE)
         if text[:s_open].strip():
@@ -161,7 +163,7 @@ def parse_completion(
     elif s_close >= 0:
         out.slate_end = s_close + len(SLATE_CLOSE)
 
-    rank_ok = rank_tags_ok and slate_ok
+    rank_ok = rank_tags_ok and slate_ok and "repeated_tag" not in errors
     if rank_tags_ok:
         n_err = len(errors)
         out.ranking = _parse_items(
@@ -175,7 +177,8 @@ def parse_completion(
             errors.append("trailing_text")
         rank_ok = rank_ok and len(errors) == n_err
         if slate_tags_ok and text[s_close + len(SLATE_CLOSE) : r_open].strip():
-            errors.append("rank_malformed")
+            if "rank_malformed" not in errors:
+                errors.append("rank_malformed")
             rank_ok = False
 
     out.slate_valid = slate_ok

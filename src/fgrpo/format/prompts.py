@@ -36,8 +36,9 @@ TASK_INTROS: dict[str, tuple[str, str]] = {
 def prompt_text(example: Example, max_slate: int = 10, max_rank: int = 5) -> str:
     """The user message: query, numbered candidates, and the exact answer format."""
     intro, goal = TASK_INTROS.get(example.task, TASK_INTROS["generic"])
-    if example.task == "toy":  # short prompt for tiny word-level models
-        pool = " ".join(f"[{k}] {c.text}" for k, c in enumerate(example.candidates, start=1))
+    if example.task == "toy":  # short prompt for tiny word-level models; the number follows
+        # its text so that a marked number token sees its mark right before it
+        pool = " ".join(f"{c.text} [{k}]" for k, c in enumerate(example.candidates, start=1))
         return f"{intro.format(q=example.query)} : {pool} answer :"
     pool = "\n".join(f"[{k}] {c.text}" for k, c in enumerate(example.candidates, start=1))
     return (

@@ -60,15 +60,33 @@ def encode_sft_example(
 
 
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded batch: every sequence ends at the last column, so the completions sit in
+    the last ``keep`` columns and the LM head need only run there (``logits_to_keep``)."""
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        ids[i, width - len(x) :] = torch.tensor(x)
+        labels[i, width - len(y) :] = torch.tensor(y)
+        mask[i, width - len(x) :] = 1
+    supervised = (labels != -100).any(0).nonzero()
+    keep = width - int(supervised.min()) + 1 if len(supervised) else 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask, "keep": torch.tensor(keep)}
+
+
+def completion_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the supervised (completion) tokens, the LM head run only on
+    the last ``keep`` positions: on a 500-token prompt that is most of the head's cost."""
+    keep = int(batch["keep"])
+    positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=positions, logits_to_keep=keep
+    ).logits  # [n, keep, V]
+    targets = batch["labels"][:, -keep + 1 :] if keep > 1 else batch["labels"][:, :0]  # [n, keep-1]
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100
+    )
 
 
 def supervised_steps(
@@ -119,7 +137,7 @@ def supervised_steps(
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order)
             batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank))
         inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
-        loss = model(**inputs).loss
+        loss = completion_loss(model, inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

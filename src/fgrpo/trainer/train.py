@@ -214,7 +214,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                 stats["kl_sum"] += float((kl * mask).sum())
             loss = core_algos.aggregate_loss(token_loss, mask, cfg.loss_aggregation, normalizer)
             acc.backward(loss / cfg.ppo_epochs * acc.num_processes)
-            stats["loss"] += float(loss) / cfg.ppo_epochs
+            stats["loss"] += loss.item() / cfg.ppo_epochs
             stats["clipped"] += float((clipped & mask).sum())
             stats["tokens"] += float(mask.sum())
             stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not cfg.share_prompt_prefix else len(prompt) + mask.shape[1] * g
