@@ -29,14 +29,17 @@ def mean(rows: list[dict], key: str) -> float:
 def test_fgrpo_train_learns_the_toy_task(tmp_path: Path) -> None:
     """After a short supervised warm-up, F-GRPO must raise both phase rewards clearly."""
     out = tmp_path / "toy"
-    fgrpo("train", "--config", "configs/toy.yaml", f"output_dir={out}", "max_steps=120", "tensorboard=false", "save_every=1000")
+    fgrpo("train", "--config", "configs/toy.yaml", f"output_dir={out}", "max_steps=150", "tensorboard=false", "save_every=1000")
     rows = read_metrics(out / "metrics.jsonl")
     rl = [r for r in rows if "reward/slate" in r]
-    assert len(rl) == 120
+    assert len(rl) == 150
     first, last = rl[:10], rl[-10:]
-    assert mean(last, "reward/slate") > mean(first, "reward/slate") + 0.2
+    assert mean(last, "reward/slate") > mean(first, "reward/slate") + 0.15
     assert mean(last, "reward/rank") > mean(first, "reward/rank") + 0.3
     assert mean(last, "format/valid_rate") > mean(first, "format/valid_rate") + 0.3
+    # and the task itself, not only the format: greedy NDCG@5 on held-out pools rises
+    evals = [r["valid/NDCG@5"] for r in rl if "valid/NDCG@5" in r]
+    assert len(evals) == 3 and evals[-1] > evals[0] + 0.15, evals
     assert (out / "model" / "config.json").is_file()
     for key in ("step", "reward/slate", "reward/rank", "reward/joint", "format/valid_rate", "adv/slate_abs_mean",
                 "adv/rank_abs_mean", "groups/slate_zero_var_frac", "groups/rank_zero_var_frac", "kl", "clip_frac",

@@ -147,10 +147,15 @@ def options(command: str = typer.Argument(..., help="train | sft | prepare | eva
 
 
 def main() -> None:
+    from fgrpo.data.schema import DataError
+
     try:
-        app()
+        app()  # standalone: usage errors print and exit 2 themselves
     except ConfigError as e:  # configs validated late (e.g. by a builder) still exit cleanly
         print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except DataError as e:  # names file, line and field
+        print(f"data error: {e}", file=sys.stderr)
         sys.exit(2)
 
 
