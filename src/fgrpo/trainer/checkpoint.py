@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,14 @@ def _ckpt_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
-def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "generator": generator.get_state() if generator is not None else None,
-    }
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
 
-def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if generator is not None and state.get("generator") is not None:
-        generator.set_state(state["generator"])
 
 
 def save_checkpoint(
@@ -51,27 +45,35 @@ def save_checkpoint(
     optimizer: Any,
     scheduler: Any,
     state: dict[str, Any],
-    generator: torch.Generator | None = None,
     keep_last: int = 2,
+    process_index: int = 0,
+    barrier: Callable[[], None] = lambda: None,
 ) -> Path:
+    """Called by every process: each writes its own RNG state, the main one the rest."""
     root = _ckpt_root(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    model.save_pretrained(tmp / "model")
-    tokenizer.save_pretrained(tmp / "model")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(generator), tmp / "rng.pt")
-    (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
-    _fsync_tree(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _prune(root, keep_last)
+    tmp = root / f".tmp-step-{step:06d}"
+    main = process_index == 0
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    barrier()
+    torch.save(rng_state(), tmp / f"rng-{process_index}.pt")
+    barrier()
+    if main:
+        model.save_pretrained(tmp / "model")
+        tokenizer.save_pretrained(tmp / "model")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
+        _fsync_tree(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _prune(root, keep_last)
+    barrier()
     return final
 
 
@@ -127,11 +129,11 @@ def load_model_weights(model: Any, folder: Path) -> None:
         raise RuntimeError(f"{folder}: weights do not match the model (missing {bad_missing[:5]}, unexpected {unexpected[:5]})")
 
 
-def load_checkpoint(
-    folder: Path, model: Any, optimizer: Any, scheduler: Any, generator: torch.Generator | None = None
-) -> dict[str, Any]:
+def load_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, process_index: int = 0) -> dict[str, Any]:
     load_model_weights(model, folder / "model")
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
-    set_rng_state(torch.load(folder / "rng.pt", weights_only=False), generator)
+    rng_file = folder / f"rng-{process_index}.pt"
+    if rng_file.is_file():  # absent when resuming with more processes than saved
+        set_rng_state(torch.load(rng_file, weights_only=False))
     return json.loads((folder / STATE_FILE).read_text())

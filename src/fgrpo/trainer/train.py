@@ -35,7 +35,7 @@ from fgrpo.format.completion import ERROR_KINDS, parse_completion
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
-from fgrpo.rollout.engine import generate
+from fgrpo.rollout.engine import Rollouts, generate
 from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
@@ -91,7 +91,6 @@ class Run:
     tokenizer: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    generator: torch.Generator
     train: list[Example]
     valid: list[Example]
     accelerator: Any
@@ -141,10 +140,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
     )
     scheduler = make_scheduler(optimizer, cfg)
-    generator = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + accelerator.process_index)
-    run = Run(cfg, model, tokenizer, optimizer, scheduler, generator, train, valid, accelerator, log, ref_model=ref_model)
+    run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model)
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, generator)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, accelerator.process_index)
         run.start_step = int(state["step"])
         if log:
             log.note(f"resumed from {ckpt} at step {run.start_step}")
@@ -162,6 +160,10 @@ def encode(run: Run, ex: Example) -> list[int]:
     return ids
 
 
+def rollout_generator(seed: int, step: int, slot: int) -> torch.Generator:
+    return torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([seed, step, slot]).generate_state(1)[0]))
+
+
 def train_step(run: Run, step: int) -> dict[str, Any]:
     cfg, model, tok, acc = run.cfg, run.model, run.tokenizer, run.accelerator
     t_start = time.perf_counter()
@@ -170,9 +172,21 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     batch = batch[acc.process_index :: acc.num_processes]  # this process's prompt groups
     prompts = [encode(run, ex) for ex in batch]
 
-    # 1. rollout: G samples per prompt, prompt prefilled once
+    # 1. rollout: G samples per prompt, prompt prefilled once. Each group is sampled with
+    # its own generator seeded by (seed, step, global prompt slot), so samples do not
+    # depend on how many processes share the step or on batching.
     model.eval()
-    rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, run.generator)
+    slots = range(acc.process_index, cfg.prompts_per_step, acc.num_processes)
+    groups = [
+        generate(model, tok, [prompt], g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, rollout_generator(cfg.seed, step, slot))
+        for prompt, slot in zip(prompts, slots, strict=True)
+    ]
+    rolls = Rollouts(
+        completions=[c for r in groups for c in r.completions],
+        stopped=[x for r in groups for x in r.stopped],
+        seconds=sum(r.seconds for r in groups),
+        generated_tokens=sum(r.generated_tokens for r in groups),
+    )
     texts = decode_completions(tok, rolls.completions)
 
     # 2. parse and reward, each phase on its own
@@ -232,7 +246,17 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
 
-    # 6. metrics of this step (the contract is documented in docs/metrics.md)
+    # 6. metrics of this step over all processes (the contract is docs/metrics.md)
+    if acc.num_processes > 1:
+        r_slate, r_rank = acc.gather(r_slate), acc.gather(r_rank)  # [P_global, G]
+        valid = acc.gather(torch.stack([rewards.slate_valid, rewards.rank_valid]).T.contiguous())  # [B_global, 2]
+        slate_valid, rank_valid = valid[:, 0], valid[:, 1]
+        counts = acc.reduce(torch.tensor([float(rewards.errors.get(k, 0)) for k in ERROR_KINDS]), reduction="sum")
+        rewards.errors = Counter({k: int(v) for k, v in zip(ERROR_KINDS, counts.tolist(), strict=True)})
+        tallies = acc.reduce(torch.tensor([stats["clipped"], stats["tokens"], stats["kl_sum"], stats["loss"]]), reduction="sum")
+        stats["clipped"], stats["tokens"], stats["kl_sum"], stats["loss"] = tallies.tolist()
+    else:
+        slate_valid, rank_valid = rewards.slate_valid, rewards.rank_valid
     a_slate = core_algos.group_advantages(r_slate, cfg.scale_by_std)
     a_rank = core_algos.group_advantages(r_rank, cfg.scale_by_std)
     seconds = time.perf_counter() - t_start
@@ -241,9 +265,9 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "reward/slate": float(r_slate.mean()),
         "reward/rank": float(r_rank.mean()),
         "reward/joint": float((r_slate + cfg.rank_weight * r_rank).mean()),
-        "format/valid_rate": float((rewards.slate_valid & rewards.rank_valid).float().mean()),
-        "format/slate_valid_rate": float(rewards.slate_valid.float().mean()),
-        "format/rank_valid_rate": float(rewards.rank_valid.float().mean()),
+        "format/valid_rate": float((slate_valid & rank_valid).float().mean()),
+        "format/slate_valid_rate": float(slate_valid.float().mean()),
+        "format/rank_valid_rate": float(rank_valid.float().mean()),
         "adv/slate_abs_mean": float(a_slate.abs().mean()),
         "adv/rank_abs_mean": float(a_rank.abs().mean()),
         "groups/slate_zero_var_frac": float(core_algos.zero_variance_fraction(r_slate)),
@@ -293,6 +317,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     step = run.start_step
     bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
     try:
+        if cfg.eval_every and run.valid and step == 0 and run.log is not None:
+            run.log.write({"step": 0, **validate(run)})  # the warm start's score, the curve's origin
         while step < cfg.max_steps:
             row = train_step(run, step)
             step += 1
@@ -327,13 +353,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
 
 def checkpoint(run: Run, step: int) -> None:
-    run.accelerator.wait_for_everyone()
-    if run.accelerator.is_main_process:
-        save_checkpoint(
-            run.cfg.output_dir, step, run.model, run.tokenizer, run.optimizer, run.scheduler,
-            {"seed": run.cfg.seed}, run.generator, run.cfg.keep_last,
-        )
-    run.accelerator.wait_for_everyone()
+    acc = run.accelerator
+    save_checkpoint(
+        run.cfg.output_dir, step, run.model, run.tokenizer, run.optimizer, run.scheduler,
+        {"seed": run.cfg.seed, "num_processes": acc.num_processes}, run.cfg.keep_last,
+        process_index=acc.process_index, barrier=acc.wait_for_everyone,
+    )
 
 
 def validate(run: Run) -> dict[str, float]:
