@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 F=".venv/bin/fgrpo"
 OUT=runs/main
-SFT_STEPS="${SFT_STEPS:-30}"; RL_STEPS="${RL_STEPS:-20}"; TEST_LIMIT="${TEST_LIMIT:-100}"
+SFT_STEPS="${SFT_STEPS:-20}"; RL_STEPS="${RL_STEPS:-10}"; TEST_LIMIT="${TEST_LIMIT:-50}"
 start=$(date +%s)
 $F prepare --config configs/prepare_ml100k.yaml output_dir=$OUT/data max_train_per_user=5
 $F sft --config configs/sft_smollm2_ml100k.yaml output_dir=$OUT/sft dataset=$OUT/data max_steps=$SFT_STEPS

@@ -42,6 +42,7 @@ def test_lora_with_kl_to_the_adapter_free_base(tmp_path: Path) -> None:
     assert rl[first_update + 1]["kl"] > 0  # after an update the adapters moved the policy
     assert (out / "checkpoints" / "step-000003" / "model" / "adapter_model.safetensors").is_file()
     assert (out / "model" / "config.json").is_file()  # merged into a normal HF folder
+    assert "fgrpo" in (out / "model" / "README.md").read_text()  # with a model card
 
 
 def test_eval_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path) -> None:

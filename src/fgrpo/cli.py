@@ -78,7 +78,15 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
     """Build train/valid/test JSONL and a manifest from a raw dataset."""
     from fgrpo.data.prepare import run_prepare
 
-    manifest = run_prepare(_load("prepare", config, ctx.args))
+    cfg = _load("prepare", config, ctx.args)
+    length_fn = None
+    if cfg.prompt_tokenizer:
+        from fgrpo.format.prompts import encode_prompt
+        from fgrpo.models.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.prompt_tokenizer)
+        length_fn = lambda ex: len(encode_prompt(tokenizer, ex))  # noqa: E731
+    manifest = run_prepare(cfg, length_fn)
     typer.echo(f"done: {manifest.get('output_dir', '')} {manifest.get('counts', '')}")
 
 

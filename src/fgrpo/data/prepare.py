@@ -93,6 +93,11 @@ class PrepareConfig:
     llara_padding_id: int | None = option(
         None, "llara: padding item id to drop from 'seq' (MovieLens 1682, LastFM 4606, Steam 3581)"
     )
+    prompt_tokenizer: str | None = option(
+        None,
+        "model folder or builtin name whose tokenizer counts the rendered prompts' tokens for "
+        "the manifest's prompt_lengths (null: not recorded)",
+    )
 
     def validate(self) -> None:
         if self.seed < 0:

@@ -10,6 +10,8 @@ from typing import Any
 
 from fgrpo.data.schema import Example
 
+SYSTEM_MESSAGE = "You select and rank candidates."
+
 # What the query is and what "relevant" means, per task; {q} is the query text.
 TASK_INTROS: dict[str, tuple[str, str]] = {
     "movies": (
@@ -53,9 +55,10 @@ def render_prompt(tokenizer: Any, example: Example, max_slate: int = 10, max_ran
     """The full prompt string, through the chat template when the tokenizer has one."""
     text = prompt_text(example, max_slate, max_rank)
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
+        # a one-line system message: templates that add a default one (SmolLM2's is ~25
+        # tokens) would otherwise pay for it in every prompt of every rollout
+        messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": text}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text
 
 

@@ -69,6 +69,11 @@ def save_checkpoint(
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
         _fsync_tree(tmp)
+        pause = float(os.environ.get("FGRPO_TEST_PAUSE_BEFORE_RENAME", "0"))  # tests kill -9 here
+        if pause > 0:
+            import time
+
+            time.sleep(pause)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -39,7 +39,7 @@ from fgrpo.rollout.engine import Rollouts, generate
 from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
-from fgrpo.trainer.metrics_log import MetricsLog
+from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
 
 
@@ -307,19 +307,22 @@ def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     run = setup(cfg, resume)
     out = Path(cfg.output_dir)
-    interrupted = False
+    # Ctrl-C / SIGTERM: finish the current step, save, exit cleanly (a second one aborts).
+    stop = {"requested": False}
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def request_stop(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bad_steps = 0
     step = run.start_step
     bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
     try:
         if cfg.eval_every and run.valid and step == 0 and run.log is not None:
             run.log.write({"step": 0, **validate(run)})  # the warm start's score, the curve's origin
-        while step < cfg.max_steps:
+        while step < cfg.max_steps and not stop["requested"]:
             row = train_step(run, step)
             step += 1
             bad_steps = bad_steps + 1 if row["update_skipped"] else 0
@@ -336,18 +339,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 )
             if bad_steps == 0 and (step % cfg.save_every == 0 or step == cfg.max_steps):
                 checkpoint(run, step)
-    except KeyboardInterrupt:
-        interrupted = True
-        if bad_steps == 0:
-            checkpoint(run, step)
-        if run.log:
-            run.log.note(f"interrupted at step {step}; checkpoint saved, resume with --resume")
+        if stop["requested"] and step < cfg.max_steps:
+            if bad_steps == 0:
+                checkpoint(run, step)
+            if run.log:
+                run.log.note(f"interrupted at step {step}; checkpoint saved, resume with --resume")
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if run.log:
             run.log.close()
-    if not interrupted and run.accelerator.is_main_process:
+    if step >= cfg.max_steps and run.accelerator.is_main_process:
         save_final_model(run, out / "model")
     return out
 
@@ -377,3 +380,9 @@ def save_final_model(run: Run, folder: Path) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(folder)
     run.tokenizer.save_pretrained(folder)
+    from fgrpo.models.card import write_model_card
+
+    metrics_file = Path(run.cfg.output_dir) / "metrics.jsonl"
+    last = [r for r in read_metrics(metrics_file) if "reward/slate" in r][-1:] if metrics_file.is_file() else []
+    summary = {k: v for k, v in (last[0] if last else {}).items() if k.startswith(("reward/", "format/", "valid/")) or k == "step"}
+    write_model_card(folder, run.cfg, training=f"{run.cfg.advantage_estimator} (fgrpo train)", metrics=summary)
