@@ -1,0 +1,665 @@
+"""Step throughput: fgrpo's trainer against TRL's ``GRPOTrainer``, one run, same work.
+
+Both frameworks train the same model (same weights, fp32, same LoRA/full setting) on the
+same prompts in the same order, one prompt per optimizer step with G sampled completions
+(temperature 1, top-p 1, at most ``--max-new-tokens`` tokens), the same reward (slate
+recall + NDCG@5 of the parsed completion), beta = 0, one pass per rollout batch (mu = 1),
+the Dr. GRPO loss normalizer, the same learning rate and AdamW betas. Each framework runs
+in its own subprocess so that peak resident memory is measured separately.
+
+Usage (see benchmarks/README.md)::
+
+    .venv/bin/python benchmarks/step_throughput.py --quick
+    .venv/bin/python benchmarks/step_throughput.py --model builtin:tiny-llama --quick
+    .venv/bin/python benchmarks/step_throughput.py --sweep --skip-trl --skip-fgrpo
+
+Per step it reports wall-clock seconds, rollout (generation) seconds and tokens/s, training
+tokens/s, and model-FLOPs utilization against a matmul peak measured first:
+
+    FLOPs = 6 * N * training_tokens + 2 * N * (prefill_tokens + generated_tokens)
+    MFU   = FLOPs / step_seconds / peak_matmul_FLOP_per_s
+
+with N the base model's parameter count (tied embeddings counted once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TINY = "builtin:tiny-llama"
+SMOLLM2 = "builtin:smollm2-135m-instruct"
+DEFAULT_DATA = "runs/main/data"
+
+
+# ------------------------------------------------------------------ shared helpers
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def matmul_peak(threads: int, n: int = 2048, repeats: int = 8) -> dict[str, float]:
+    """fp32 GFLOP/s of an n x n matrix product on this machine (best of ``repeats``)."""
+    import torch
+
+    set_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):  # warm-up: thread pool, allocator
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    flop = 2.0 * n**3
+    return {
+        "size": n,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "peak_gflops": flop / min(times) / 1e9,
+        "median_gflops": flop / statistics.median(times) / 1e9,
+    }
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set size (Linux: ru_maxrss is in KiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib * (1 if sys.platform != "darwin" else 1 / 1024) / 1024**2
+
+
+def current_rss_gb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1024**3
+
+
+def base_param_count(model: Any) -> int:
+    """Parameters of the base model (LoRA adapters excluded, tied weights counted once)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
+
+
+def train_config(spec: dict[str, Any], output_dir: str) -> Any:
+    """The fgrpo TrainConfig both frameworks derive their data and settings from."""
+    from fgrpo.trainer.config import TrainConfig
+
+    toy = spec["data"] == "toy"
+    cfg = TrainConfig(
+        model=spec["model"],
+        dataset=spec["data"],
+        output_dir=output_dir,
+        seed=spec["seed"],
+        max_steps=spec["total_steps"],
+        group_size=spec["group_size"],
+        prompts_per_step=1,
+        max_new_tokens=spec["max_new_tokens"],
+        temperature=1.0,
+        top_p=1.0,
+        learning_rate=spec["learning_rate"],
+        use_lora=spec["lora"],
+        lora_r=spec["lora_r"],
+        lora_alpha=spec["lora_alpha"],
+        lora_dropout=0.0,
+        kl_beta=0.0,
+        ppo_epochs=1,
+        loss_aggregation="dr_grpo",
+        scale_by_std=False,
+        advantage_estimator=spec["estimator"],
+        sft_warmup_steps=0,
+        eval_every=0,
+        tensorboard=False,
+        torch_threads=spec["threads"],
+        toy_num_train=max(256, spec["total_steps"] + 1),
+        toy_pool_size=spec["pool_size"] if (toy and spec["pool_size"]) else 8,
+    )
+    cfg.validate()
+    return cfg
+
+
+def truncate_pool(ex: Any, size: int) -> Any:
+    """The example with its pool cut to ``size`` candidates, relevant ones always kept."""
+    from fgrpo.data.schema import Example
+
+    if ex.num_candidates <= size:
+        return ex
+    relevant = {c.id for c in ex.candidates if ex.relevance.get(c.id, 0) > 0}
+    n_other = max(0, size - len(relevant))
+    keep, others = [], 0
+    for c in ex.candidates:
+        if c.id in relevant:
+            keep.append(c)
+        elif others < n_other:
+            keep.append(c)
+            others += 1
+    return Example(ex.id, ex.query, keep, dict(ex.relevance), ex.task, dict(ex.meta))
+
+
+def step_record(
+    *, step_s: float, rollout_s: float, generated: int, prompt_tokens: int, completion_len_mean: float,
+    completion_len_max: int, prefill_tokens: int, training_tokens: int, group_size: int,
+) -> dict[str, Any]:
+    """One step's numbers; the same definitions for both frameworks (see benchmarks/README.md)."""
+    train_s = max(step_s - rollout_s, 1e-9)
+    sample_tokens = group_size * prompt_tokens + generated  # G*(P + C) over the group
+    return {
+        "step_s": step_s,
+        "rollout_s": rollout_s,
+        "train_s": step_s - rollout_s,
+        "generated_tokens": generated,
+        "rollout_tokens_per_s": generated / max(rollout_s, 1e-9),
+        "prompt_tokens": prompt_tokens,
+        "completion_len_mean": completion_len_mean,
+        "completion_len_max": completion_len_max,
+        "prefill_tokens": prefill_tokens,
+        "training_tokens": training_tokens,
+        "training_tokens_per_s": training_tokens / train_s,
+        "sample_tokens": sample_tokens,
+        "sample_tokens_per_s": sample_tokens / max(step_s, 1e-9),
+    }
+
+
+# ------------------------------------------------------------------ workers (one per subprocess)
+
+
+def worker_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
+    """fgrpo's real code path: TrainConfig -> setup(cfg) -> train_step(run, step)."""
+    set_threads(spec["threads"])
+    import torch
+
+    from fgrpo.trainer.train import batch_indices, encode, setup, train_step
+
+    with tempfile.TemporaryDirectory(prefix="bench-fgrpo-") as tmp:
+        cfg = train_config(spec, tmp)
+        t0 = time.perf_counter()
+        run = setup(cfg)
+        setup_s = time.perf_counter() - t0
+        if spec["pool_size"] and spec["data"] != "toy":
+            run.train = [truncate_pool(ex, spec["pool_size"]) for ex in run.train]
+        model = run.model.get_base_model() if cfg.use_lora else run.model
+        n_params = base_param_count(model)
+        n_trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
+        rss_setup = current_rss_gb()
+        steps = []
+        for step in range(spec["total_steps"]):
+            m = train_step(run, step)
+            index = batch_indices(step, 1, len(run.train), cfg.seed)[0]
+            ex = run.train[index]
+            p = len(encode(run, ex))
+            rollout_s = m["rollout/seconds"]
+            generated = round(m["rollout/tokens_per_s"] * rollout_s)
+            # tokens_per_s = (P + G * C_max) / (step - rollout): the shared-prefix forward's positions
+            training_tokens = round(m["tokens_per_s"] * (m["step_time_s"] - rollout_s))
+            g = cfg.group_size
+            rec = step_record(
+                step_s=m["step_time_s"], rollout_s=rollout_s, generated=generated, prompt_tokens=p,
+                completion_len_mean=m["completion_len"], completion_len_max=(training_tokens - p) // g,
+                prefill_tokens=p, training_tokens=training_tokens, group_size=g,
+            )
+            rec["warmup"] = step < spec["warmup_steps"]
+            rec["example_index"] = index
+            rec["reward_mean"] = m["reward/joint"]
+            steps.append(rec)
+    return {
+        "framework": "fgrpo",
+        "n_params": n_params,
+        "n_trainable": n_trainable,
+        "setup_s": setup_s,
+        "rss_after_setup_gb": rss_setup,
+        "peak_rss_gb": peak_rss_gb(),
+        "torch_threads": torch.get_num_threads(),
+        "group_size": spec["group_size"],
+        "pool_size": spec["pool_size"],
+        "steps": steps,
+    }
+
+
+def worker_trl(spec: dict[str, Any]) -> dict[str, Any]:
+    """TRL's GRPOTrainer with the same model, prompts (same order), reward and settings."""
+    set_threads(spec["threads"])
+    import torch
+    import trl
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from fgrpo import parse_completion
+    from fgrpo.algorithm.rewards import phase_rewards
+    from fgrpo.format.prompts import encode_prompt, render_prompt
+    from fgrpo.models.loading import load_model, load_tokenizer
+    from fgrpo.trainer.train import batch_indices, load_splits
+
+    with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
+        cfg = train_config(spec, tmp)
+        torch.manual_seed(cfg.seed)
+        t0 = time.perf_counter()
+        train, _ = load_splits(cfg)
+        if spec["pool_size"] and spec["data"] != "toy":
+            train = [truncate_pool(ex, spec["pool_size"]) for ex in train]
+        tok = load_tokenizer(cfg.model)
+        model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
+        n_params = base_param_count(model)
+
+        # the prompts fgrpo's steps 0..total-1 use, in that order; TRL's sampler then walks
+        # them in order (shuffle_dataset=False), each repeated G times
+        order = [batch_indices(s, 1, len(train), cfg.seed)[0] for s in range(spec["total_steps"])]
+        order.append(order[-1])  # one spare row: the sampler never runs dry at the last step
+        prompts = [render_prompt(tok, train[i], cfg.max_slate, cfg.max_rank) for i in order]
+        # TRL tokenizes a plain-string prompt with tokenizer(text=...) (no chat template):
+        # check that it yields exactly fgrpo's prompt ids
+        for i, text in zip(order[:3], prompts[:3], strict=False):
+            if tok(text=[text])["input_ids"][0] != encode_prompt(tok, train[i], cfg.max_slate, cfg.max_rank):
+                raise RuntimeError("TRL would tokenize the prompt differently from fgrpo")
+        dataset = Dataset.from_dict({"prompt": prompts, "example_index": order})
+        seen: list[tuple[int, float]] = []  # (example index, mean reward) per reward call
+
+        def slate_recall_plus_ndcg(prompts: list[str], completions: list[str], example_index: list[int], **kwargs: Any) -> list[float]:
+            exs = [train[i] for i in example_index]
+            parsed = [parse_completion(c, ex.num_candidates, cfg.max_slate, cfg.max_rank) for c, ex in zip(completions, exs, strict=True)]
+            r = phase_rewards(parsed, [ex.grades() for ex in exs], cfg.slate_reward, cfg.rank_k, cfg.invalid_penalty)
+            joint = r.slate + cfg.rank_weight * r.rank
+            seen.append((example_index[0], float(joint.mean())))
+            return joint.tolist()
+
+        g = cfg.group_size
+        args = GRPOConfig(
+            output_dir=tmp,
+            use_cpu=True,
+            report_to=[],
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            disable_tqdm=True,
+            seed=cfg.seed,
+            max_steps=spec["total_steps"],
+            per_device_train_batch_size=g,
+            gradient_accumulation_steps=1,
+            num_generations=g,
+            generation_batch_size=g,
+            shuffle_dataset=False,
+            dataloader_num_workers=0,
+            max_completion_length=cfg.max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            use_vllm=False,
+            beta=0.0,
+            num_iterations=1,
+            epsilon=cfg.clip_eps_low,
+            epsilon_high=cfg.clip_eps_high,
+            loss_type="dr_grpo",
+            scale_rewards="none",
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            optim="adamw_torch",
+            adam_beta1=cfg.adam_beta1,
+            adam_beta2=cfg.adam_beta2,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            bf16=False,  # TRL's default is bf16=True: ~300x slower matmuls on this CPU
+            fp16=False,
+            # TRL defaults gradient_checkpointing=True; transformers 5 renamed it (the old name
+            # still works but warns), and fgrpo does not recompute activations
+            activation_checkpointing=False,
+            log_completions=False,
+        )
+        peft_config = None
+        if cfg.use_lora:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM",
+            )
+
+        class StepTimer(TrainerCallback):
+            def __init__(self) -> None:
+                self.t0 = 0.0
+                self.seconds: list[float] = []
+
+            def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.t0 = time.perf_counter()
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.seconds.append(time.perf_counter() - self.t0)
+
+        timer = StepTimer()
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[slate_recall_plus_ndcg],
+            args=args,
+            train_dataset=dataset,
+            processing_class=tok,
+            callbacks=[timer],
+            peft_config=peft_config,
+        )
+        n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        if getattr(trainer.model, "is_activation_checkpointing", False):
+            raise RuntimeError("TRL turned activation checkpointing on; fgrpo runs without it")
+        setup_s = time.perf_counter() - t0
+        set_threads(spec["threads"])
+
+        # generation time: TRL's own timer (profiling_context) only reports to wandb/mlflow/
+        # trackio, so wrap the generation call (left-pad + model.generate + EOS masking)
+        gens: list[dict[str, Any]] = []
+        generate_single_turn = trainer._generate_single_turn
+
+        def timed_generate(prompt_ids: list[list[int]], *a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            out = generate_single_turn(prompt_ids, *a, **kw)
+            gens.append({
+                "seconds": time.perf_counter() - t,
+                "prompt_lens": [len(p) for p in prompt_ids],
+                "completion_lens": [len(c) for c in out[0]],
+            })
+            return out
+
+        trainer._generate_single_turn = timed_generate
+
+        shapes: list[tuple[int, int, int]] = []  # (rows, padded prompt, padded completion) per loss forward
+        compute_loss = trainer._compute_loss
+
+        def recorded_loss(model: Any, inputs: dict[str, Any]) -> Any:
+            rows, p_pad = inputs["prompt_ids"].shape
+            shapes.append((rows, p_pad, inputs["completion_ids"].shape[1]))
+            return compute_loss(model, inputs)
+
+        trainer._compute_loss = recorded_loss
+        rss_setup = current_rss_gb()
+        trainer.train()
+
+        if not (len(timer.seconds) == len(gens) == len(shapes) == len(seen) == spec["total_steps"]):
+            raise RuntimeError(
+                f"expected {spec['total_steps']} steps, timed {len(timer.seconds)}, generations {len(gens)}, "
+                f"reward calls {len(seen)}, loss forwards {len(shapes)}"
+            )
+        steps = []
+        for k, (sec, gen, (rows, p_pad, c_pad), (index, reward)) in enumerate(zip(timer.seconds, gens, shapes, seen, strict=True)):
+            rec = step_record(
+                step_s=sec, rollout_s=gen["seconds"], generated=sum(gen["completion_lens"]),
+                prompt_tokens=gen["prompt_lens"][0],
+                completion_len_mean=sum(gen["completion_lens"]) / len(gen["completion_lens"]),
+                completion_len_max=max(gen["completion_lens"]),
+                prefill_tokens=sum(gen["prompt_lens"]), training_tokens=rows * (p_pad + c_pad), group_size=g,
+            )
+            rec["warmup"] = k < spec["warmup_steps"]
+            rec["example_index"] = index
+            rec["reward_mean"] = reward
+            steps.append(rec)
+    return {
+        "framework": "trl",
+        "trl_version": trl.__version__,
+        "n_params": n_params,
+        "n_trainable": n_trainable,
+        "setup_s": setup_s,
+        "rss_after_setup_gb": rss_setup,
+        "peak_rss_gb": peak_rss_gb(),
+        "torch_threads": torch.get_num_threads(),
+        "group_size": spec["group_size"],
+        "pool_size": spec["pool_size"],
+        "steps": steps,
+    }
+
+
+WORKERS = {"fgrpo": worker_fgrpo, "trl": worker_trl}
+
+
+# ------------------------------------------------------------------ orchestration
+
+
+def run_worker(kind: str, spec: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        spec_path, out_path, log_path = Path(tmp, "spec.json"), Path(tmp, "out.json"), Path(tmp, "log.txt")
+        spec_path.write_text(json.dumps(spec))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--spec", str(spec_path), "--worker-out", str(out_path)]
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        if spec["threads"] > 0:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec["threads"])
+        with open(log_path, "w") as log:
+            proc = subprocess.run(cmd, env=env, stdout=None if verbose else log, stderr=None if verbose else subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            tail = "\n".join(log_path.read_text().splitlines()[-60:]) if not verbose else ""
+            raise SystemExit(f"{kind} worker failed (exit {proc.returncode}):\n{tail}")
+        return json.loads(out_path.read_text())
+
+
+def add_flops(result: dict[str, Any], peak_gflops: float) -> None:
+    n = result["n_params"]
+    for s in result["steps"]:
+        s["flops"] = 6 * n * s["training_tokens"] + 2 * n * (s["prefill_tokens"] + s["generated_tokens"])
+        s["mfu"] = s["flops"] / max(s["step_s"], 1e-9) / (peak_gflops * 1e9)
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    timed = [s for s in result["steps"] if not s["warmup"]] or result["steps"]
+
+    def mean(key: str) -> float:
+        return statistics.fmean(s[key] for s in timed)
+
+    total_s = sum(s["step_s"] for s in timed)
+    return {
+        "timed_steps": len(timed),
+        "step_s_mean": mean("step_s"),
+        "step_s_median": statistics.median(s["step_s"] for s in timed),
+        "rollout_s_mean": mean("rollout_s"),
+        "train_s_mean": mean("train_s"),
+        "rollout_tokens_per_s": sum(s["generated_tokens"] for s in timed) / max(sum(s["rollout_s"] for s in timed), 1e-9),
+        "training_tokens_per_s": sum(s["training_tokens"] for s in timed) / max(sum(s["train_s"] for s in timed), 1e-9),
+        "sample_tokens_per_s": sum(s["sample_tokens"] for s in timed) / max(total_s, 1e-9),
+        "completion_len_mean": mean("completion_len_mean"),
+        "prompt_tokens_mean": mean("prompt_tokens"),
+        "mfu": sum(s["flops"] for s in timed) / max(total_s, 1e-9) / result["_peak_flops"],
+        "peak_rss_gb": result["peak_rss_gb"],
+    }
+
+
+def print_steps(results: list[dict[str, Any]]) -> None:
+    head = f"{'framework':<9} {'step':>5} {'step s':>8} {'gen s':>7} {'gen tok':>7} {'gen tok/s':>9} {'train tok':>9} {'train tok/s':>11} {'prompt':>6} {'compl':>6} {'MFU %':>6}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        for k, s in enumerate(r["steps"]):
+            label = "warm-up" if s["warmup"] else str(k + 1 - sum(x["warmup"] for x in r["steps"]))
+            print(
+                f"{r['framework']:<9} {label:>5} {s['step_s']:>8.2f} {s['rollout_s']:>7.2f} {s['generated_tokens']:>7d} "
+                f"{s['rollout_tokens_per_s']:>9.1f} {s['training_tokens']:>9d} {s['training_tokens_per_s']:>11.1f} "
+                f"{s['prompt_tokens']:>6d} {s['completion_len_mean']:>6.1f} {100 * s['mfu']:>6.2f}"
+            )
+
+
+def print_summary(summaries: dict[str, dict[str, Any]]) -> None:
+    rows = [
+        ("step seconds (mean)", "step_s_mean", 1, ".2f"),
+        ("  rollout seconds", "rollout_s_mean", 1, ".2f"),
+        ("  rest (training) seconds", "train_s_mean", 1, ".2f"),
+        ("rollout tokens/s", "rollout_tokens_per_s", 1, ".1f"),
+        ("training tokens/s", "training_tokens_per_s", 1, ".1f"),
+        ("sample tokens/s G(P+C)/step", "sample_tokens_per_s", 1, ".1f"),
+        ("prompt tokens P", "prompt_tokens_mean", 1, ".1f"),
+        ("completion length C (mean)", "completion_len_mean", 1, ".1f"),
+        ("MFU %", "mfu", 100, ".2f"),
+        ("peak RSS GB", "peak_rss_gb", 1, ".2f"),
+    ]
+    names = list(summaries)
+    print(f"\n{'summary (timed steps)':<30}" + "".join(f"{n:>12}" for n in names))
+    for label, key, scale, fmt in rows:
+        print(f"{label:<30}" + "".join(f"{scale * summaries[n][key]:>12{fmt}}" for n in names))
+
+
+def comparison(s: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    f, t = s["fgrpo"], s["trl"]
+    return {
+        "step_time_ratio_fgrpo_over_trl": f["step_s_mean"] / t["step_s_mean"],
+        "rollout_time_ratio_fgrpo_over_trl": f["rollout_s_mean"] / t["rollout_s_mean"],
+        "train_time_ratio_fgrpo_over_trl": f["train_s_mean"] / t["train_s_mean"],
+        "speedup_trl_over_fgrpo": t["step_s_mean"] / f["step_s_mean"],
+        "peak_rss_ratio_fgrpo_over_trl": f["peak_rss_gb"] / t["peak_rss_gb"],
+    }
+
+
+def sweep(base: dict[str, Any], groups: list[int], pools: list[int], verbose: bool, peak: float) -> list[dict[str, Any]]:
+    import numpy as np
+
+    points = []
+    print(f"\nsweep (fgrpo only): G in {groups}, pool size in {pools}, max_new_tokens={base['max_new_tokens']}")
+    head = f"{'G':>3} {'pool':>5} {'prompt P':>8} {'compl C':>7} {'G*C':>6} {'G*P':>7} {'step s':>8} {'gen s':>7} {'train s':>8} {'ms/(G*C)':>9}"
+    print(head)
+    print("-" * len(head))
+    for pool in pools:
+        for g in groups:
+            res = run_worker("fgrpo", {**base, "group_size": g, "pool_size": pool}, verbose)
+            res["_peak_flops"] = peak * 1e9
+            add_flops(res, peak)
+            summ = summarize(res)
+            gc = g * summ["completion_len_mean"]
+            gp = g * summ["prompt_tokens_mean"]
+            point = {"group_size": g, "pool_size": pool, "g_times_c": gc, "g_times_p": gp, **summ, "steps": res["steps"]}
+            points.append(point)
+            print(
+                f"{g:>3} {pool:>5} {summ['prompt_tokens_mean']:>8.1f} {summ['completion_len_mean']:>7.1f} {gc:>6.0f} {gp:>7.0f} "
+                f"{summ['step_s_mean']:>8.2f} {summ['rollout_s_mean']:>7.2f} {summ['train_s_mean']:>8.2f} {1000 * summ['step_s_mean'] / max(gc, 1):>9.1f}"
+            )
+    # least squares over timed steps: step_s ~ a + b*(G*C) + c*P + d*(G*P). fgrpo computes the
+    # prompt once per group, so d should be ~0 and b carry the growth.
+    rows = [(p["group_size"], s) for p in points for s in p["steps"] if not s["warmup"]]
+    if len({(p["group_size"], p["pool_size"]) for p in points}) >= 4:
+        x = np.array([[1.0, g * s["completion_len_mean"], s["prompt_tokens"], g * s["prompt_tokens"]] for g, s in rows])
+        y = np.array([s["step_s"] for _, s in rows])
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        pred = x @ coef
+        r2 = 1 - float(((y - pred) ** 2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
+        fit = {"intercept_s": coef[0], "s_per_1k_GxC": 1000 * coef[1], "s_per_1k_P": 1000 * coef[2], "s_per_1k_GxP": 1000 * coef[3], "r2": r2}
+        print(
+            f"fit step_s ~ a + b*(G*C) + c*P + d*(G*P): a={fit['intercept_s']:.2f} s, b={fit['s_per_1k_GxC']:.2f} s/1k, "
+            f"c={fit['s_per_1k_P']:.2f} s/1k, d={fit['s_per_1k_GxP']:.2f} s/1k, R^2={r2:.3f}"
+        )
+        points.append({"fit": {k: float(v) for k, v in fit.items()}})
+    return points
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "fgrpo"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=SMOLLM2, help=f"fgrpo model name or folder (default {SMOLLM2}; {TINY} for a tiny random Llama)")
+    ap.add_argument("--data", default=None, help=f"folder with train.jsonl from `fgrpo prepare`, or 'toy' (default: {DEFAULT_DATA}; 'toy' for {TINY})")
+    ap.add_argument("--group-size", type=int, default=None, help="G, completions per prompt (default 8; 4 with --quick)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="longest completion (default 48; 32 with --quick)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 5; 2 with --quick)")
+    ap.add_argument("--warmup-steps", type=int, default=1, help="untimed steps before the timed ones")
+    ap.add_argument("--learning-rate", type=float, default=1e-6)
+    ap.add_argument("--lora", action="store_true", help="train LoRA adapters (r=16, alpha=32, all-linear) instead of all weights")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-alpha", type=int, default=32)
+    ap.add_argument("--estimator", choices=["fgrpo", "grpo"], default="fgrpo", help="fgrpo's advantage estimator (same cost)")
+    ap.add_argument("--pool-size", type=int, default=None, help="cut every pool to this many candidates (relevant ones kept)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in every process (0: torch's default)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="1 warm-up + 2 timed steps each, G=4, max_new_tokens=32")
+    ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument("--skip-fgrpo", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="also time fgrpo for G x pool size (see --sweep-groups/--sweep-pools)")
+    ap.add_argument("--sweep-groups", default="4,8,16")
+    ap.add_argument("--sweep-pools", default="10,20")
+    ap.add_argument("--out", default="runs/bench/step_throughput.json", help="JSON with every number")
+    ap.add_argument("--verbose", action="store_true", help="show the workers' output")
+    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--spec", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    quick = args.quick
+    args.group_size = args.group_size or (4 if quick else 8)
+    args.max_new_tokens = args.max_new_tokens or (32 if quick else 48)
+    args.steps = args.steps or (2 if quick else 5)
+    if args.data is None:
+        args.data = "toy" if args.model == TINY else DEFAULT_DATA
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        spec = json.loads(Path(args.spec).read_text())
+        result = WORKERS[args.worker](spec)
+        Path(args.worker_out).write_text(json.dumps(result))
+        return
+    if args.data != "toy" and not (Path(args.data) / "train.jsonl").is_file():
+        raise SystemExit(f"{args.data}/train.jsonl not found: run `fgrpo prepare` first, or pass --data")
+
+    spec = {
+        "model": args.model, "data": args.data, "group_size": args.group_size, "max_new_tokens": args.max_new_tokens,
+        "warmup_steps": args.warmup_steps, "total_steps": args.warmup_steps + args.steps, "learning_rate": args.learning_rate,
+        "lora": args.lora, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "estimator": args.estimator,
+        "pool_size": args.pool_size, "threads": args.threads, "seed": args.seed,
+    }
+    print(f"model={args.model} data={args.data} G={args.group_size} max_new_tokens={args.max_new_tokens} "
+          f"lora={args.lora} lr={args.learning_rate} warm-up={args.warmup_steps} timed steps={args.steps} threads={args.threads or 'default'}")
+    peak = matmul_peak(args.threads)
+    print(f"fp32 matmul peak: {peak['peak_gflops']:.1f} GFLOP/s (median {peak['median_gflops']:.1f}; "
+          f"{peak['size']}x{peak['size']}, {peak['threads']} threads)")
+    report: dict[str, Any] = {"settings": spec, "matmul": peak, "versions": versions(), "results": {}}
+
+    results = []
+    for kind, skip in (("fgrpo", args.skip_fgrpo), ("trl", args.skip_trl)):
+        if skip:
+            continue
+        print(f"running {kind} ...", flush=True)
+        res = run_worker(kind, spec, args.verbose)
+        res["_peak_flops"] = peak["peak_gflops"] * 1e9
+        add_flops(res, peak["peak_gflops"])
+        results.append(res)
+    summaries = {}
+    if results:
+        print()
+        print_steps(results)
+        summaries = {r["framework"]: summarize(r) for r in results}
+        print_summary(summaries)
+        for r in results:
+            r.pop("_peak_flops")
+            report["results"][r["framework"]] = {**r, "summary": summaries[r["framework"]]}
+    if "fgrpo" in summaries and "trl" in summaries:
+        comp = comparison(summaries)
+        fg, tr = ([s["example_index"] for s in report["results"][k]["steps"]] for k in ("fgrpo", "trl"))
+        comp["same_prompts_each_step"] = fg == tr
+        if fg != tr:
+            print(f"WARNING: the frameworks saw different prompts: fgrpo {fg}, TRL {tr}")
+        report["comparison"] = comp
+        print(f"\nstep time fgrpo/TRL = {comp['step_time_ratio_fgrpo_over_trl']:.3f} "
+              f"(TRL takes {comp['speedup_trl_over_fgrpo']:.2f}x as long); rollout {comp['rollout_time_ratio_fgrpo_over_trl']:.3f}, "
+              f"rest {comp['train_time_ratio_fgrpo_over_trl']:.3f}; peak RSS {comp['peak_rss_ratio_fgrpo_over_trl']:.2f}; "
+              f"same prompts each step: {comp['same_prompts_each_step']}")
+    if args.sweep:
+        groups = [int(x) for x in args.sweep_groups.split(",") if x]
+        pools = [int(x) for x in args.sweep_pools.split(",") if x]
+        report["sweep"] = sweep({**spec, "pool_size": None}, groups, pools, args.verbose, peak["peak_gflops"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
