@@ -55,7 +55,6 @@ from __future__ import annotations
 import ast
 import csv
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -69,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from fgrpo.data.schema import Candidate, DataError, Example
+from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
 
 SPLITS = ("train", "valid", "test")
 HISTORY_SEP = "\n"
@@ -461,21 +460,7 @@ def _llara_records(
 ) -> Iterator[tuple[str, Any]]:
     """``(where, {"seq": ..., "next": ...})`` from a JSONL or CSV export."""
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    if not skip_invalid:
-                        raise DataError(
-                            f"{where}: not valid JSON ({e.msg} at column {e.colno})"
-                        ) from e
-                    bump(stats, "skipped_bad_rows")
-                    continue
-                yield where, obj
+        yield from iter_json_lines(path, skip_invalid, lambda: bump(stats, "skipped_bad_rows"))
         return
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from fgrpo.data.schema import Candidate, DataError, Example
+from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
 
 SPLITS = ("train", "valid", "test")
 TASK = "passages"
@@ -143,18 +143,7 @@ def _records(
         for i, obj in enumerate(data):
             yield f"{path}: record {i}", obj
         return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            if not skip_invalid:
-                raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
-            _bump(stats, "skipped_bad_rows")
-            continue
-        yield where, obj
+    yield from iter_json_lines(path, skip_invalid, lambda: _bump(stats, "skipped_bad_rows"))
 
 
 _TYPE_NAMES = {str: "a non-empty string", list: "a list", dict: "an object", bool: "true/false"}

@@ -17,7 +17,7 @@ in the pool; at least one candidate must be relevant.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,28 @@ def example_from_json(obj: Any, where: str) -> Example:
     )
 
 
+def iter_json_lines(
+    path: Path, skip_invalid: bool = False, on_skip: Callable[[], None] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """``(where, decoded object)`` for each non-blank line of a JSON-lines file, ``where``
+    being ``file:line``. A line that is not JSON raises :class:`DataError` naming it, or,
+    with ``skip_invalid``, is skipped (``on_skip`` is called to count it)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                if not skip_invalid:
+                    raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+                if on_skip is not None:
+                    on_skip()
+                continue
+            yield where, obj
+
+
 def iter_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None) -> Iterator[Example]:
     """Examples from a JSONL file. Bad rows raise :class:`DataError` naming file, line and field,
     or, with ``skip_invalid``, are skipped and counted in ``stats['skipped']``."""
@@ -130,26 +152,21 @@ def iter_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, in
     if stats is not None:
         stats.setdefault("skipped", 0)
         stats.setdefault("read", 0)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
-                ex = example_from_json(obj, where)
-            except DataError:
-                if not skip_invalid:
-                    raise
-                if stats is not None:
-                    stats["skipped"] += 1
-                continue
-            if stats is not None:
-                stats["read"] += 1
-            yield ex
+    def count_skip() -> None:
+        if stats is not None:
+            stats["skipped"] += 1
+
+    for where, obj in iter_json_lines(path, skip_invalid, count_skip):
+        try:
+            ex = example_from_json(obj, where)
+        except DataError:
+            if not skip_invalid:
+                raise
+            count_skip()
+            continue
+        if stats is not None:
+            stats["read"] += 1
+        yield ex
 
 
 def read_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None) -> list[Example]:
