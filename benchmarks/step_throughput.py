@@ -177,7 +177,6 @@ def step_record(
 def worker_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
     """fgrpo's real code path: TrainConfig -> setup(cfg) -> train_step(run, step)."""
     set_threads(spec["threads"])
-    import torch
 
     from fgrpo.trainer.train import batch_indices, encode, setup, train_step
 
@@ -212,8 +211,18 @@ def worker_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
             rec["example_index"] = index
             rec["reward_mean"] = m["reward/joint"]
             steps.append(rec)
+    return worker_result("fgrpo", spec, n_params, n_trainable, setup_s, rss_setup, steps)
+
+
+def worker_result(
+    framework: str, spec: dict[str, Any], n_params: int, n_trainable: int, setup_s: float, rss_setup: float,
+    steps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What a worker process reports, the same fields for both frameworks."""
+    import torch
+
     return {
-        "framework": "fgrpo",
+        "framework": framework,
         "n_params": n_params,
         "n_trainable": n_trainable,
         "setup_s": setup_s,
@@ -399,19 +408,7 @@ def worker_trl(spec: dict[str, Any]) -> dict[str, Any]:
             rec["example_index"] = index
             rec["reward_mean"] = reward
             steps.append(rec)
-    return {
-        "framework": "trl",
-        "trl_version": trl.__version__,
-        "n_params": n_params,
-        "n_trainable": n_trainable,
-        "setup_s": setup_s,
-        "rss_after_setup_gb": rss_setup,
-        "peak_rss_gb": peak_rss_gb(),
-        "torch_threads": torch.get_num_threads(),
-        "group_size": spec["group_size"],
-        "pool_size": spec["pool_size"],
-        "steps": steps,
-    }
+    return {**worker_result("trl", spec, n_params, n_trainable, setup_s, rss_setup, steps), "trl_version": trl.__version__}
 
 
 WORKERS = {"fgrpo": worker_fgrpo, "trl": worker_trl}

@@ -11,13 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fgrpo.data.schema import Candidate, Example
-from fgrpo.format.completion import parse_completion
-from fgrpo.format.prompts import encode_prompt
-from fgrpo.format.spans import decode_completions
-from fgrpo.rollout.engine import generate
+from fgrpo.evaluation.evaluate import predict
 
 
 @dataclass
@@ -39,29 +34,26 @@ class Ranker:
     def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
         from transformers import AutoModelForCausalLM
 
-        from fgrpo.models.loading import DTYPES, load_tokenizer, resolve_model_name
+        from fgrpo.models.loading import DTYPES, load_tokenizer
+        from fgrpo.models.smollm2 import resolve_model_path
 
-        path = resolve_model_name(str(folder))
+        path = resolve_model_path(str(folder))
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
         return cls(model, load_tokenizer(path), **kwargs)
 
-    def rank_examples(self, examples: list[Example], batch_size: int = 8) -> list[RankResult]:
+    def rank_examples(self, examples: list[Example], batch_size: int = 8, progress: bool = False) -> list[RankResult]:
+        """Greedy slate + ranking per example, candidate numbers mapped back to ids."""
+        preds = predict(self.model, self.tokenizer, examples, self.max_slate, self.max_rank, self.max_new_tokens, batch_size, progress)
         out = []
-        for s in range(0, len(examples), batch_size):
-            chunk = examples[s : s + batch_size]
-            prompts = [encode_prompt(self.tokenizer, ex, self.max_slate, self.max_rank) for ex in chunk]
-            with torch.inference_mode():
-                rolls = generate(self.model, self.tokenizer, prompts, 1, self.max_new_tokens, temperature=0.0)
-            for ex, text in zip(chunk, decode_completions(self.tokenizer, rolls.completions), strict=True):
-                p = parse_completion(text, ex.num_candidates, self.max_slate, self.max_rank)
-                ids = [c.id for c in ex.candidates]
-                out.append(RankResult(
-                    slate=[ids[k - 1] for k in p.slate] if p.slate_valid else [],
-                    ranking=[ids[k - 1] for k in p.ranking] if p.rank_valid else [],
-                    valid=p.valid,
-                    errors=p.errors,
-                    completion=text,
-                ))
+        for ex, p in zip(examples, preds, strict=True):
+            ids = [c.id for c in ex.candidates]
+            out.append(RankResult(
+                slate=[ids[k - 1] for k in p["slate"]],
+                ranking=[ids[k - 1] for k in p["ranking"]],
+                valid=p["slate_valid"] and p["rank_valid"],
+                errors=p["errors"],
+                completion=p["completion"],
+            ))
         return out
 
     def rank(self, query: str, candidates: list[str] | list[tuple[str, str]], task: str = "generic") -> RankResult:

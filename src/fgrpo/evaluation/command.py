@@ -82,13 +82,10 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     save_config(cfg, out / "config.yaml")
     examples, train = load_split(cfg)
     if cfg.method == "model":
-        from transformers import AutoModelForCausalLM
+        from fgrpo.ranker import Ranker
 
-        from fgrpo.models.loading import DTYPES, load_tokenizer, resolve_model_name
-
-        tokenizer = load_tokenizer(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(resolve_model_name(cfg.model), dtype=DTYPES[cfg.dtype]).eval()
-        preds = predict(model, tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size)
+        ranker = Ranker.from_pretrained(cfg.model, cfg.dtype)
+        preds = predict(ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size)
     else:
         preds = scorer_predictions(cfg, examples, train)
     metrics = score_predictions(preds, examples, tuple(cfg.ks))

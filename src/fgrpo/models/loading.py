@@ -7,22 +7,16 @@ from typing import Any
 
 import torch
 
+from fgrpo.models.smollm2 import resolve_model_path
 from fgrpo.models.tiny import TINY_LLAMA_ID, build_tiny_llama, build_tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_model_name(name: str) -> str:
-    """Built-in names -> a local folder; anything else unchanged (folder or hub id)."""
-    from fgrpo.models.smollm2 import resolve_model_path
-
-    return resolve_model_path(name)
-
-
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    tok = build_tiny_tokenizer() if name == TINY_LLAMA_ID else AutoTokenizer.from_pretrained(resolve_model_name(name))
+    tok = build_tiny_tokenizer() if name == TINY_LLAMA_ID else AutoTokenizer.from_pretrained(resolve_model_path(name))
     if tok.pad_token_id is None:  # batched rollouts need one; EOS never appears mid-completion
         tok.pad_token = tok.eos_token
     return tok
@@ -34,7 +28,7 @@ def load_model(name: str, dtype: str = "float32", seed: int = 0, tiny_hidden_siz
     if name == TINY_LLAMA_ID:
         vocab = len(build_tiny_tokenizer())
         return build_tiny_llama(vocab, tiny_hidden_size, tiny_num_layers, seed=seed).to(DTYPES[dtype])
-    path = resolve_model_name(name)
+    path = resolve_model_path(name)
     if not Path(path).exists() and "/" not in path:
         raise FileNotFoundError(f"model '{name}': no such folder, and not a hub id")
     return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])

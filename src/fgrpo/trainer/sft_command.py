@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from fgrpo.config import save_config
-from fgrpo.trainer.config import SFTConfig, TrainConfig
+from fgrpo.trainer.config import SFTConfig
 from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
 from fgrpo.trainer.train import load_splits
 
@@ -32,8 +32,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    data_cfg = TrainConfig(**{k: getattr(cfg, k) for k in ("dataset", "seed", "toy_pool_size", "toy_max_relevant", "toy_num_train", "toy_num_valid", "skip_invalid_rows")})
-    train, _ = load_splits(data_cfg)
+    train, _ = load_splits(cfg)
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
     if cfg.gradient_checkpointing:

@@ -37,7 +37,7 @@ from fgrpo.format.spans import decode_completions, phase_masks, slate_token_coun
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 from fgrpo.rollout.engine import Rollouts, generate
 from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from fgrpo.trainer.config import TrainConfig
+from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
@@ -50,7 +50,8 @@ class TrainingStopped(RuntimeError):
 # ------------------------------------------------------------------ setup
 
 
-def load_splits(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
+def load_splits(cfg: TrainConfig | SFTConfig) -> tuple[list[Example], list[Example]]:
+    """(train, valid) examples of a training command's data options."""
     if cfg.dataset == "toy":
         train = make_toy_examples(cfg.toy_num_train, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed)
         valid = make_toy_examples(cfg.toy_num_valid, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed + 10_000)
