@@ -19,7 +19,7 @@ from fgrpo.algorithm import core_algos as ca
 from fgrpo.format.completion import STOP_STRING, parse_completion, render_completion
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.tiny import build_tiny_llama
-from fgrpo.rollout.engine import generate
+from fgrpo.rollout.engine import generate, sample_next
 from fgrpo.trainer.forward import completion_logprobs
 
 torch.set_num_threads(1)
@@ -136,12 +136,48 @@ def test_seeded_sampling_repeats(model, tiny_tok) -> None:
     assert len({tuple(c) for c in first}) > 1  # sampled, not greedy
 
 
+def test_groups_batched_with_own_generators_equal_groups_alone(model, tiny_tok) -> None:
+    prompts = [_ids(5, 40, len(tiny_tok)), _ids(9, 41, len(tiny_tok)), _ids(2, 42, len(tiny_tok))]
+
+    def gens() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(100 + i) for i in range(len(prompts))]
+
+    together = generate(model, tiny_tok, prompts, 3, 12, temperature=1.0, top_p=0.95, generator=gens())
+    alone = [
+        c
+        for p, g in zip(prompts, gens(), strict=True)
+        for c in generate(model, tiny_tok, [p], 3, 12, temperature=1.0, top_p=0.95, generator=[g]).completions
+    ]
+    assert together.completions == alone
+    assert len({tuple(c) for c in alone}) > 3  # really sampled
+
+
+def test_inverse_cdf_sampling_follows_the_distribution() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]])).expand(20000, 4)
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0))
+    draws = sample_next(logits, 1.0, 1.0, u)
+    freq = torch.bincount(draws, minlength=4).float() / 20000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.015)
+    assert freq[3] == 0  # zero probability is never drawn
+    # top-p 0.7 keeps {0.5, 0.3}: renormalized to 0.625 / 0.375
+    freq = torch.bincount(sample_next(logits, 1.0, 0.7, u), minlength=4).float() / 20000
+    assert torch.allclose(freq, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.015)
+    # a row's draw depends only on its own uniform
+    assert sample_next(logits[:3], 1.0, 1.0, u[:3]).tolist() == draws[:3].tolist()
+
+
 class _FakeCache:
-    def __init__(self) -> None:
-        self.group, self.step = 1, 0
+    """Tracks which prompt each batch row belongs to, through repeats and row drops."""
+
+    def __init__(self, rows: int) -> None:
+        self.prompt_of = list(range(rows))
+        self.step = 0
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self.group *= repeats
+        self.prompt_of = [p for p in self.prompt_of for _ in range(repeats)]
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.prompt_of = [self.prompt_of[i] for i in indices.tolist()]
 
 
 class ScriptedLM(torch.nn.Module):
@@ -155,12 +191,13 @@ class ScriptedLM(torch.nn.Module):
 
     def forward(self, input_ids, past_key_values=None, **_: object) -> SimpleNamespace:
         if past_key_values is None:  # prefill: one row per prompt
-            cache, rows = _FakeCache(), list(range(input_ids.shape[0]))
-        else:  # decoding: row r belongs to prompt r // G
+            cache = _FakeCache(input_ids.shape[0])
+        else:  # decoding: the cache knows each row's prompt
             cache = past_key_values
             cache.step += 1
             self.fed.append(input_ids[:, 0].tolist())
-            rows = [r // cache.group for r in range(input_ids.shape[0])]
+            assert len(cache.prompt_of) == input_ids.shape[0]
+        rows = cache.prompt_of
         logits = torch.full((len(rows), 1, self.vocab), -1e4)
         for i, p in enumerate(rows):
             script = self.scripts[p]
@@ -192,11 +229,10 @@ def test_rows_stop_at_eos_or_after_stop_string(tiny_tok) -> None:
     assert ro.completions == [c for c in expected for _ in range(2)]
     assert ro.stopped == [True, True, True, True, False, False, False, False]
     assert ro.generated_tokens == 2 * (7 + 4 + 12 + 12)
-    # each decoding step feeds back the token just emitted; finished rows get padding
+    # each decoding step feeds back the token just emitted, for the unfinished rows only
     for step, fed in enumerate(fake.fed):
-        for row, tok_id in enumerate(fed):
-            c = ro.completions[row]
-            assert tok_id == (c[step] if step < len(c) else tiny_tok.pad_token_id)
+        running = [c for c in ro.completions if len(c) > step + 1]
+        assert fed == [c[step] for c in running]
 
 
 def test_stop_string_split_over_bpe_tokens(bpe_tok) -> None:

@@ -3,8 +3,9 @@
 Written by hand (not ``model.generate``) because ``generate(num_return_sequences=G)``
 copies each prompt G times before the prefill, so the prompt's arithmetic is paid G
 times; here each prompt is prefilled once and its key/value cache repeated for its G
-completions. Decoding stops per row at EOS or at the stop string ``</RANK>``, and the
-batch stops when every row has. Sampling is seeded through an explicit generator.
+completions. Decoding stops per row at EOS or at the stop string ``</RANK>``; stopped rows
+leave the batch, which ends when every row has. Sampling is seeded through explicit
+generators (one per prompt for reproducibility across batching and processes).
 """
 
 from __future__ import annotations
@@ -41,19 +42,40 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def sample_next(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """One token per row from [n, V] logits: greedy when temperature == 0, else nucleus sampling."""
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, uniforms: torch.Tensor | None) -> torch.Tensor:
+    """One token per row from [n, V] logits: greedy when temperature == 0, else nucleus
+    sampling by inverse CDF from the given [n] uniforms in [0, 1).
+
+    Inverse CDF (not ``torch.multinomial``) so that a row's draw is a function of its own
+    uniform: dropping finished rows or batching other prompts alongside changes nothing.
+    """
     if temperature <= 0:
         return logits.argmax(-1)
+    assert uniforms is not None, "sampling needs uniforms"
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # [n, V]
     if top_p < 1.0:
         sorted_p, order = probs.sort(dim=-1, descending=True)
         outside = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest prefix reaching top_p
         sorted_p = sorted_p.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = probs.cumsum(-1)  # [n, V], unnormalized after top-p
+    target = (uniforms.to(cdf) * cdf[:, -1]).unsqueeze(-1)  # [n, 1]
+    # first token whose cdf exceeds the target: zero-probability tokens can never be drawn
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
+
+
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def draw_uniforms(generator: Generators, num_prompts: int, group_size: int) -> torch.Tensor:
+    """[P * G] uniforms for one decoding step. With one generator per prompt, each group's
+    draws come from its own stream, so a group's samples do not depend on which other
+    prompts share the batch (or the process)."""
+    if isinstance(generator, list):
+        if len(generator) != num_prompts:
+            raise ValueError(f"got {len(generator)} generators for {num_prompts} prompts")
+        return torch.cat([torch.rand(group_size, generator=g) for g in generator])
+    return torch.rand(num_prompts * group_size, generator=generator)
 
 
 @torch.inference_mode()
@@ -65,10 +87,15 @@ def generate(
     max_new_tokens: int,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     stop_string: str = STOP_STRING,
 ) -> Rollouts:
-    """Sample ``group_size`` completions for each prompt (token ids, no padding)."""
+    """Sample ``group_size`` completions for each prompt (token ids, no padding).
+
+    All prompts decode in one batch; a row leaves the batch (and its cache rows are dropped)
+    as soon as it stops, so a long completion does not make finished rows run on.
+    ``generator`` is one generator for all rows or a list with one per prompt.
+    """
     start = time.perf_counter()
     device = next(model.parameters()).device
     eos_ids = _eos_ids(tokenizer, model)
@@ -83,31 +110,35 @@ def generate(
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
-    logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [B, V]
-    mask = mask.repeat_interleave(group_size, 0)  # [B, Lp]
-    next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [B, 1]
+    logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [b, V] for the active rows
+    mask = mask.repeat_interleave(group_size, 0)  # [b, L]
+    next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [b, 1]
 
-    n = ids.shape[0] * group_size
+    n = len(prompts) * group_size
     tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
-    done = torch.zeros(n, dtype=torch.bool, device=device)
     stopped = torch.zeros(n, dtype=torch.bool, device=device)
+    active = torch.arange(n, device=device)  # original row of each batch row
     for t in range(max_new_tokens):
-        nxt = sample_next(logits, temperature, top_p, generator)  # [B]
-        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
-        tokens[:, t] = nxt
-        lengths += (~done).long()
-        ended = ~done & torch.isin(nxt, eos)
-        check = (~done & may_stop[nxt]).nonzero().flatten()
+        uniforms = draw_uniforms(generator, len(prompts), group_size) if temperature > 0 else None
+        nxt = sample_next(logits, temperature, top_p, None if uniforms is None else uniforms[active])  # [b]
+        tokens[active, t] = nxt
+        lengths[active] += 1
+        ended = torch.isin(nxt, eos)
+        check = may_stop[nxt].nonzero().flatten()
         if len(check):
-            tails = tokenizer.batch_decode(tokens[check, max(0, t - 7) : t + 1].tolist(), skip_special_tokens=True)
-            hit = torch.tensor([stop_string in s for s in tails], device=device)
+            rows = active[check]
+            tails = tokenizer.batch_decode(tokens[rows, max(0, t - 7) : t + 1].tolist(), skip_special_tokens=True)
+            hit = torch.tensor([stop_string in s for s in tails], device=device, dtype=torch.bool)
             ended[check[hit]] = True
-        stopped |= ended
-        done |= ended
-        if bool(done.all()) or t == max_new_tokens - 1:
+        stopped[active[ended]] = True
+        if bool(ended.all()) or t == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)  # finished rows run on, ignored
+        if bool(ended.any()):  # drop finished rows from the batch and the cache
+            keep = (~ended).nonzero().flatten()
+            cache.batch_select_indices(keep)
+            active, nxt, mask, next_pos = active[keep], nxt[keep], mask[keep], next_pos[keep]
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         out = model(
             input_ids=nxt.unsqueeze(1),
             attention_mask=mask,

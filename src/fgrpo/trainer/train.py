@@ -35,7 +35,7 @@ from fgrpo.format.completion import ERROR_KINDS, parse_completion
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
-from fgrpo.rollout.engine import Rollouts, generate
+from fgrpo.rollout.engine import generate
 from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
@@ -173,21 +173,13 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     batch = batch[acc.process_index :: acc.num_processes]  # this process's prompt groups
     prompts = [encode(run, ex) for ex in batch]
 
-    # 1. rollout: G samples per prompt, prompt prefilled once. Each group is sampled with
-    # its own generator seeded by (seed, step, global prompt slot), so samples do not
-    # depend on how many processes share the step or on batching.
+    # 1. rollout: G samples per prompt, prompt prefilled once, all groups in one batch.
+    # Each group draws from its own generator seeded by (seed, step, global prompt slot),
+    # so its samples do not depend on how many processes share the step.
     model.eval()
     slots = range(acc.process_index, cfg.prompts_per_step, acc.num_processes)
-    groups = [
-        generate(model, tok, [prompt], g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, rollout_generator(cfg.seed, step, slot))
-        for prompt, slot in zip(prompts, slots, strict=True)
-    ]
-    rolls = Rollouts(
-        completions=[c for r in groups for c in r.completions],
-        stopped=[x for r in groups for x in r.stopped],
-        seconds=sum(r.seconds for r in groups),
-        generated_tokens=sum(r.generated_tokens for r in groups),
-    )
+    generators = [rollout_generator(cfg.seed, step, slot) for slot in slots]
+    rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators)
     texts = decode_completions(tok, rolls.completions)
 
     # 2. parse and reward, each phase on its own
