@@ -12,4 +12,9 @@ rows = {}
 for arg in sys.argv[1:]:
     name, folder = arg.split("=", 1)
     rows[name] = json.loads((Path(folder) / "metrics.json").read_text())
-print(format_markdown_table(rows, metric_keys((1, 3, 5)) + ["format/valid_rate"]))
+keys = metric_keys((1, 3, 5))
+for values in rows.values():  # the test-sample uncertainty of NDCG@5, when eval recorded it
+    if "ci95/NDCG@5" in values:
+        values["NDCG@5 ±95% CI"] = values["ci95/NDCG@5"]
+ci = ["NDCG@5 ±95% CI"] if any("NDCG@5 ±95% CI" in v for v in rows.values()) else []
+print(format_markdown_table(rows, keys + ci + ["format/valid_rate"]))

@@ -209,3 +209,18 @@ def test_format_markdown_table():
         "| Random | 12.3 | 20.0 |",
         "| F-GRPO | 65.5 | - |",
     ]
+
+
+def test_per_example_metrics_and_ci95_by_hand() -> None:
+    from fgrpo.evaluation.metrics import ci95_halfwidth, per_example_metrics
+
+    grades = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]
+    rankings = [[1, 2], [1, 2], [], [2, 3, 1]]  # hit at 1, hit at 2, invalid, hit at 3
+    per = per_example_metrics(rankings, grades, (1, 3))
+    assert per["Hit@1"] == [1.0, 0.0, 0.0, 0.0]
+    assert per["MRR"] == pytest.approx([1.0, 0.5, 0.0, 1 / 3])
+    assert per["NDCG@3"] == pytest.approx([1.0, 1 / math.log2(3), 0.0, 0.5])
+    assert compute_metrics(rankings, grades, (1, 3))["MRR"] == pytest.approx(sum(per["MRR"]) / 4)
+    # Hit@1 = [1, 0, 0, 0]: mean 0.25, sample std 0.5, half-width 1.96 * 0.5 / 2
+    assert ci95_halfwidth(per["Hit@1"]) == pytest.approx(0.49)
+    assert ci95_halfwidth([0.3]) == 0.0

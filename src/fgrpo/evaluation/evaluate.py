@@ -8,7 +8,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from fgrpo.data.schema import Example
-from fgrpo.evaluation.metrics import compute_metrics, error_analysis
+from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions
@@ -52,8 +52,11 @@ def score_predictions(predictions: list[dict[str, Any]], examples: list[Example]
     """Ranking metrics (ir_measures), format validity and the slate-miss / rank-drop split."""
     grades = [ex.grades() for ex in examples]
     rankings = [p["ranking"] for p in predictions]
-    metrics: dict[str, Any] = compute_metrics(rankings, grades, ks)
+    per_example = per_example_metrics(rankings, grades, ks)
     n = max(1, len(predictions))
+    metrics: dict[str, Any] = {key: sum(v) / n for key, v in per_example.items()}
+    # how far the mean could move on another sample of the same size (normal approximation)
+    metrics.update({f"ci95/{key}": ci95_halfwidth(v) for key, v in per_example.items()})
     metrics["format/valid_rate"] = sum(p["slate_valid"] and p["rank_valid"] for p in predictions) / n
     metrics["format/slate_valid_rate"] = sum(p["slate_valid"] for p in predictions) / n
     metrics["format/rank_valid_rate"] = sum(p["rank_valid"] for p in predictions) / n

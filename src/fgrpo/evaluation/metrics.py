@@ -19,6 +19,7 @@ metric definition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,14 +86,27 @@ def compute_metrics(
         ValueError: mismatched lengths, duplicate or out-of-range candidate numbers,
             negative grades, or an example without relevant candidates.
     """
+    per_example = per_example_metrics(rankings, grades, ks)
+    n = len(rankings)
+    return {key: (sum(values) / n if n else 0.0) for key, values in per_example.items()}
+
+
+def per_example_metrics(
+    rankings: Sequence[Sequence[int]],
+    grades: Sequence[Sequence[int]],
+    ks: Sequence[int] = (1, 3, 5),
+) -> dict[str, list[float]]:
+    """Each metric of :func:`compute_metrics` per example (same order as ``rankings``);
+    an invalid (empty) ranking scores 0."""
     ks = list(ks)
     if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
         raise ValueError(f"ks must be positive integers, got {ks}")
     _validate(rankings, grades)
     n = len(rankings)
     keys = metric_keys(ks)
+    values = {key: [0.0] * n for key in keys}
     if n == 0:
-        return dict.fromkeys(keys, 0.0)
+        return values
 
     measure_to_key: dict[Any, str] = {RR: "MRR"}
     for name, family in _AT_K.items():
@@ -110,15 +124,24 @@ def compute_metrics(
         for i, ranking in enumerate(rankings)
         if ranking
     }
-
-    totals = dict.fromkeys(keys, 0.0)
     if run:
         evaluator = ir_measures.pytrec_eval.evaluator(list(measure_to_key), qrels)
         for m in evaluator.iter_calc(run):
-            totals[measure_to_key[m.measure]] += float(m.value)
-    # Queries missing from the run contributed nothing above: they are zeros, and the
-    # denominator is every example, not just the ones trec_eval saw.
-    return {key: totals[key] / n for key in keys}
+            values[measure_to_key[m.measure]][int(m.query_id)] = float(m.value)
+    # Queries missing from the run stay 0: every example counts, not only the ones
+    # trec_eval saw.
+    return values
+
+
+def ci95_halfwidth(values: Sequence[float]) -> float:
+    """Half-width of a normal-approximation 95% confidence interval of the mean
+    (1.96 · sample std / √n); 0 for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return 1.96 * math.sqrt(var / n)
 
 
 def error_analysis(
