@@ -50,12 +50,23 @@ def train(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in output_dir."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate config, launch and data, build the model without weights, print the per-GPU memory estimate; train nothing."),
+    accelerate_config: Path | None = typer.Option(None, "--accelerate-config", help="--dry-run: an accelerate config file (strategy, GPUs, mixed precision)."),
+    num_gpus: int | None = typer.Option(None, "--num-gpus", min=1, help="--dry-run: number of GPUs (default: the accelerate file's, else 1)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="--dry-run: ddp | fsdp | zero2 (default: the accelerate file's, else ddp)."),
+    prompt_tokens: int | None = typer.Option(None, "--prompt-tokens", min=1, help="--dry-run: prompt length to assume (default: measured, else 1024)."),
+    gpu_memory: float = typer.Option(80.0, "--gpu-memory-gib", help="--dry-run: GPU memory the 'fits' column compares with."),
 ) -> None:
     """RL training with F-GRPO (or GRPO: advantage_estimator=grpo)."""
+    cfg = _load("train", config, ctx.args)
+    if dry_run:
+        from fgrpo.trainer.dry_run import dry_run as run_dry
+
+        run_dry(cfg, accelerate_config, num_gpus, strategy, prompt_tokens, gpu_memory, echo=typer.echo)
+        return
     from fgrpo.trainer.train import TrainingStopped
     from fgrpo.trainer.train import train as run_train
 
-    cfg = _load("train", config, ctx.args)
     try:
         out = run_train(cfg, resume=resume)
     except TrainingStopped as e:

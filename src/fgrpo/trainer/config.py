@@ -53,6 +53,7 @@ class SFTConfig(ModelOptions, DataOptions):
     max_grad_norm: float = option(1.0, "Gradient-norm clip.")
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
     filler_policy: Literal["random", "bm25", "popularity"] = option("random", "How slate fillers are chosen among non-relevant candidates.")
+    slate_order: Literal["shuffled", "ascending"] = option("shuffled", "Order of the target slate: shuffled (issue spec) or ascending candidate number (no repeats under greedy decoding).")
     log_every: int = option(10, "Log a metrics line every N steps.")
 
 
@@ -93,6 +94,7 @@ class TrainConfig(ModelOptions, DataOptions):
     warmup_steps: int = option(0, "Linear learning-rate warm-up steps.")
     lr_schedule: Literal["cosine", "constant"] = option("constant", "Learning-rate schedule after warm-up.")
     max_grad_norm: float = option(1.0, "Gradient-norm clip.")
+    mixed_precision: Literal["no", "bf16"] = option("no", "bf16: every forward (rollouts and training) under torch.autocast(bfloat16) over the dtype weights; with dtype float32 the weights, gradients and AdamW stay float32 (GPU setting; an accelerate launcher's --mixed_precision must agree).")
 
     # supervised warm-up inside the same command (for models that do not know the format yet)
     sft_warmup_steps: int = option(0, "If > 0, supervised steps on the train split before RL (0: the model is already warm-started).")

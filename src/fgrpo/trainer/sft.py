@@ -2,7 +2,10 @@
 
 Target for an example (ours, following the paper's SFT description): the slate holds
 every relevant candidate plus fillers up to ``slate_size``, in a shuffled order (the slate
-is a set; a fixed order would teach a position shortcut); the ranking lists the relevant
+is a set; relevant-first would teach a position shortcut) or, with ``slate_order="ascending"``,
+by candidate number: still no shortcut, and a rule greedy decoding can follow without
+repeating a number, which a few hundred shuffled examples do not teach (measured in
+docs/results.md); the ranking lists the relevant
 candidates first (higher grade first), then slate fillers, up to ``max_rank``. Loss is the
 cross-entropy of the completion tokens (EOS included) only, never of the prompt.
 """
@@ -33,6 +36,7 @@ def sft_target(
     max_rank: int,
     rng: np.random.Generator,
     filler_order: FillerOrder | None = None,
+    slate_order: str = "shuffled",
 ) -> tuple[list[int], list[int]]:
     """(slate, ranking) of the supervised target for ``example``."""
     rel = example.relevant_numbers()  # number -> grade
@@ -44,7 +48,9 @@ def sft_target(
         fillers = [k for k in filler_order(example) if k not in rel]
     slate_fill = fillers[: max(0, slate_size - len(relevant))]
     slate = relevant[:slate_size] + slate_fill
-    slate = [slate[i] for i in rng.permutation(len(slate))]
+    slate = [slate[i] for i in rng.permutation(len(slate))]  # drawn either way: same rng stream
+    if slate_order == "ascending":
+        slate = sorted(slate)
     ranking = (relevant + slate_fill)[:max_rank]
     return slate, ranking
 
@@ -104,6 +110,7 @@ def supervised_steps(
     weight_decay: float = 0.0,
     max_grad_norm: float = 1.0,
     filler_order: FillerOrder | None = None,
+    slate_order: str = "shuffled",
     log: Callable[[dict[str, float]], None] | None = None,
     log_every: int = 10,
     desc: str = "sft",
@@ -134,7 +141,7 @@ def supervised_steps(
                 order, cursor = rng.permutation(len(examples)), 0
             ex = examples[order[cursor]]
             cursor += 1
-            slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order)
+            slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
             batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank))
         inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
         loss = completion_loss(model, inputs)

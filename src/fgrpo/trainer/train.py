@@ -17,6 +17,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from fgrpo.rollout.engine import generate
 from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
+from fgrpo.trainer.launch import check_launch, enable_autocast, precision_warnings
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
 
@@ -104,6 +106,7 @@ class Run:
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     from accelerate import Accelerator
 
+    strategy = check_launch(cfg)  # FSDP/DeepSpeed launches refused here, before accelerate ignores them
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
@@ -120,7 +123,14 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers).to(accelerator.device)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if cfg.mixed_precision == "bf16":  # before the reference copy and LoRA, which then share it
+        enable_autocast(model, torch.bfloat16, accelerator.device.type)
     log = MetricsLog(out, tensorboard=cfg.tensorboard) if accelerator.is_main_process else None
+    if log:
+        log.note(f"launch: {strategy}, {accelerator.num_processes} process(es), {accelerator.device.type}")
+        for message in precision_warnings(cfg):
+            warnings.warn(message, stacklevel=2)
+            log.note(message)
 
     ckpt = latest_checkpoint(out) if resume else None
     if cfg.sft_warmup_steps > 0 and ckpt is None:
