@@ -18,6 +18,11 @@ tokens/s, and model-FLOPs utilization against a matmul peak measured first:
 
     FLOPs = 6 * N * training_tokens + 2 * N * (prefill_tokens + generated_tokens)
     MFU   = FLOPs / step_seconds / peak_matmul_FLOP_per_s
+    training MFU = c * N * training_tokens / training_seconds / peak   (c = 6; 4 with LoRA,
+                   whose backward skips the base weights' gradients)
+
+"training seconds" is the step minus generation: forward, backward, optimizer step and the
+(cheap) parsing and rewards, so the training MFU slightly understates the forward+backward's.
 
 with N the base model's parameter count (tied embeddings counted once).
 """
@@ -435,9 +440,12 @@ def run_worker(kind: str, spec: dict[str, Any], verbose: bool) -> dict[str, Any]
 
 def add_flops(result: dict[str, Any], peak_gflops: float) -> None:
     n = result["n_params"]
+    train_c = 4 if result["n_trainable"] < n else 6  # LoRA: no base-weight gradients
     for s in result["steps"]:
         s["flops"] = 6 * n * s["training_tokens"] + 2 * n * (s["prefill_tokens"] + s["generated_tokens"])
         s["mfu"] = s["flops"] / max(s["step_s"], 1e-9) / (peak_gflops * 1e9)
+        s["train_flops"] = train_c * n * s["training_tokens"]
+        s["train_mfu"] = s["train_flops"] / max(s["train_s"], 1e-9) / (peak_gflops * 1e9)
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -459,6 +467,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "completion_len_mean": mean("completion_len_mean"),
         "prompt_tokens_mean": mean("prompt_tokens"),
         "mfu": sum(s["flops"] for s in timed) / max(total_s, 1e-9) / result["_peak_flops"],
+        "train_mfu": sum(s["train_flops"] for s in timed) / max(sum(s["train_s"] for s in timed), 1e-9) / result["_peak_flops"],
         "peak_rss_gb": result["peak_rss_gb"],
     }
 
@@ -488,6 +497,7 @@ def print_summary(summaries: dict[str, dict[str, Any]]) -> None:
         ("prompt tokens P", "prompt_tokens_mean", 1, ".1f"),
         ("completion length C (mean)", "completion_len_mean", 1, ".1f"),
         ("MFU %", "mfu", 100, ".2f"),
+        ("training MFU %", "train_mfu", 100, ".2f"),
         ("peak RSS GB", "peak_rss_gb", 1, ".2f"),
     ]
     names = list(summaries)
@@ -583,6 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sweep-pools", default="10,20")
     ap.add_argument("--out", default="runs/bench/step_throughput.json", help="JSON with every number")
     ap.add_argument("--verbose", action="store_true", help="show the workers' output")
+    ap.add_argument("--summarize", metavar="JSON", help="reprint the summary (training MFU included) of a saved --out file; runs nothing")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -596,8 +607,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def resummarize(path: Path) -> None:
+    """Recompute the per-step FLOPs and the summaries of a saved report with the current
+    definitions (e.g. the training MFU, added after some reports were written)."""
+    report = json.loads(path.read_text())
+    peak = report["matmul"]["peak_gflops"]
+    summaries = {}
+    for name, res in report["results"].items():
+        res["_peak_flops"] = peak * 1e9
+        add_flops(res, peak)
+        summaries[name] = summarize(res)
+    print(f"{path}: fp32 matmul peak {peak:.1f} GFLOP/s")
+    print_summary(summaries)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.summarize:
+        resummarize(Path(args.summarize))
+        return
     if args.worker:
         spec = json.loads(Path(args.spec).read_text())
         result = WORKERS[args.worker](spec)
