@@ -114,12 +114,45 @@ def evaluate(
     run_eval(_load("eval", config, overrides))
 
 
+@app.command(context_settings=EXTRA)
+def compare(
+    ctx: typer.Context,
+    experiment: Path = typer.Argument(..., help="Experiment YAML (CompareConfig; docs/compare.md)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded (method, seed) runs and which are done; run nothing."),
+) -> None:
+    """Several methods x seeds with equal budgets: results table (mean ± 95% CI), curves, costs."""
+    from fgrpo.experiments.compare import (
+        expand_runs,
+        format_run_list,
+        load_compare_config,
+        run_compare,
+    )
+
+    try:  # key=value, base.KEY=value, eval.KEY=value; every run's config is built here
+        cfg = load_compare_config(experiment, list(ctx.args))
+    except ConfigError as e:
+        typer.echo(f"config error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if dry_run:
+        specs = expand_runs(cfg)
+        typer.echo(f"{len(specs)} runs -> {cfg.output_dir}")
+        typer.echo(format_run_list(specs))
+        return
+    outcome = run_compare(cfg, echo=typer.echo)
+    typer.echo(outcome.files["results.md"].read_text())
+    typer.echo("written: " + ", ".join(str(p) for p in outcome.files.values()))
+    if outcome.failures:
+        typer.echo(f"{len(outcome.failures)} run(s) failed:\n" + "\n".join(outcome.failures), err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def rank(
     model: Path = typer.Option(..., "--model", help="Model folder written by fgrpo (or any HF folder trained on the format)."),
     input: str = typer.Option("-", "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
     output: str = typer.Option("-", "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
     batch_size: int = typer.Option(8, help="Prompts decoded together."),
+    constrained: bool = typer.Option(False, help="Decode only valid outputs (distinct in-pool slate, ranking within the slate)."),
 ) -> None:
     """Write a slate and a ranking for every example read (relevance labels not needed)."""
     import dataclasses
@@ -146,7 +179,7 @@ def rank(
         except DataError as e:
             typer.echo(str(e), err=True)
             raise typer.Exit(2) from e
-    results = Ranker.from_pretrained(model).rank_examples(examples, batch_size)
+    results = Ranker.from_pretrained(model, constrained=constrained).rank_examples(examples, batch_size)
     sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     for ex, res in zip(examples, results, strict=True):
         sink.write(json.dumps({"id": ex.id, **dataclasses.asdict(res)}) + "\n")
@@ -155,9 +188,11 @@ def rank(
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | prepare | eval")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | prepare | eval | compare")) -> None:
     """List a command's config keys with type, default and help."""
-    classes = _config_classes()
+    from fgrpo.experiments.compare import CompareConfig
+
+    classes = {**_config_classes(), "compare": CompareConfig}  # compare loads through load_compare_config
     if command not in classes:
         typer.echo(f"unknown command {command!r}; one of {', '.join(classes)}", err=True)
         raise typer.Exit(2)

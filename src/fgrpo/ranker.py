@@ -25,10 +25,14 @@ class RankResult:
 
 
 class Ranker:
-    def __init__(self, model: Any, tokenizer: Any, max_slate: int = 10, max_rank: int = 5, max_new_tokens: int = 96) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, max_slate: int = 10, max_rank: int = 5, max_new_tokens: int = 96,
+        constrained: bool = False,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_slate, self.max_rank, self.max_new_tokens = max_slate, max_rank, max_new_tokens
+        self.constrained = constrained  # decode only valid outputs (fgrpo.format.constrained)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
@@ -43,7 +47,10 @@ class Ranker:
 
     def rank_examples(self, examples: list[Example], batch_size: int = 8, progress: bool = False) -> list[RankResult]:
         """Greedy slate + ranking per example, candidate numbers mapped back to ids."""
-        preds = predict(self.model, self.tokenizer, examples, self.max_slate, self.max_rank, self.max_new_tokens, batch_size, progress)
+        preds = predict(
+            self.model, self.tokenizer, examples, self.max_slate, self.max_rank, self.max_new_tokens, batch_size, progress,
+            constrained=self.constrained,
+        )
         out = []
         for ex, p in zip(examples, preds, strict=True):
             ids = [c.id for c in ex.candidates]

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
+from fgrpo.format.constrained import FormatConstraint
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions
 from fgrpo.rollout.engine import generate
@@ -24,6 +25,7 @@ def predict(
     max_new_tokens: int = 64,
     batch_size: int = 8,
     progress: bool = True,
+    constrained: bool = False,
 ) -> list[dict[str, Any]]:
     """One prediction per example: slate, ranking (empty when that phase is invalid), raw text."""
     out: list[dict[str, Any]] = []
@@ -31,7 +33,10 @@ def predict(
     for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank) for ex in chunk]
-        rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0)
+        constraint = (
+            FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank) if constrained else None
+        )
+        rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0, constraint=constraint)
         texts = decode_completions(tokenizer, rolls.completions)
         for ex, text in zip(chunk, texts, strict=True):
             p = parse_completion(text, ex.num_candidates, max_slate, max_rank)

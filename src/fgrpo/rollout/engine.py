@@ -89,12 +89,15 @@ def generate(
     top_p: float = 1.0,
     generator: Generators = None,
     stop_string: str = STOP_STRING,
+    constraint: Any = None,
 ) -> Rollouts:
     """Sample ``group_size`` completions for each prompt (token ids, no padding).
 
     All prompts decode in one batch; a row leaves the batch (and its cache rows are dropped)
     as soon as it stops, so a long completion does not make finished rows run on.
     ``generator`` is one generator for all rows or a list with one per prompt.
+    ``constraint`` (a :class:`fgrpo.format.constrained.FormatConstraint`) masks every token
+    that would make a row's completion an invalid prefix of the output format.
     """
     start = time.perf_counter()
     device = next(model.parameters()).device
@@ -121,6 +124,12 @@ def generate(
     active = torch.arange(n, device=device)  # original row of each batch row
     for t in range(max_new_tokens):
         uniforms = draw_uniforms(generator, len(prompts), group_size) if temperature > 0 else None
+        if constraint is not None:
+            rows = active.tolist()
+            allowed = constraint.allowed(
+                [tokens[r, :t].tolist() for r in rows], [r // group_size for r in rows], logits.shape[-1]
+            )
+            logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
         nxt = sample_next(logits, temperature, top_p, None if uniforms is None else uniforms[active])  # [b]
         tokens[active, t] = nxt
         lengths[active] += 1
