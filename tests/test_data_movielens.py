@@ -80,7 +80,8 @@ def test_leave_one_out_protocol(ml_dir: Path) -> None:
     assert set(test) == {"u1-6", "u10-3"} and set(valid) == {"u1-5", "u10-2"}
     assert sorted(train) == sorted([f"u1-{t}" for t in range(1, 5)] + ["u10-1"])
     ex = test["u1-6"]
-    assert ex.task == "movies" and ex.meta == {"user": "1", "position": 6}
+    assert ex.task == "movies"
+    assert ex.meta == {"user": "1", "position": 6, "history_ids": ["3", "12", "14"]}
     assert ex.relevance == {"20": 1}
     # last history_len titles, most recent last, one a line
     assert ex.query == "Movie 3 (1983)\nMovie 12 (1992)\nMovie 14 (1994)"
@@ -100,6 +101,24 @@ def test_leave_one_out_protocol(ml_dir: Path) -> None:
             assert all(c.text == data.titles[c.id] for c in e.candidates)
             example_from_json(e.to_json(), e.id)  # valid under the schema
     assert stats == {"skipped_users_too_short": 1}
+
+
+def test_history_ids_align_with_query_titles(ml_dir: Path) -> None:
+    """meta["history_ids"] lists the ids of the query's titles, in order (most recent last),
+    so the id-based baselines see the same history as the LLM."""
+    splits, _, data = build(ml_dir, history_len=4)
+    for ex in [e for split in ml.SPLITS for e in splits[split]]:
+        ids = ex.meta["history_ids"]
+        assert ex.query.split(ml.HISTORY_SEP) == [data.titles[i] for i in ids]
+        if ex.meta["user"] == "1":
+            t = ex.meta["position"]
+            assert ids == USER1_ORDER[max(0, t - 4) : t]  # the window just before the target
+            assert ex.relevance == {USER1_ORDER[t]: 1}
+    assert by_id(splits["train"])["u1-1"].meta["history_ids"] == ["5"]
+    assert by_id(splits["test"])["u1-6"].meta["history_ids"] == ["9", "3", "12", "14"]
+    # survives the JSONL round trip the baselines read
+    again = example_from_json(json.loads(json.dumps(splits["test"][0].to_json())), "w")
+    assert again.meta["history_ids"] == splits["test"][0].meta["history_ids"]
 
 
 def test_candidate_position_of_target_varies(ml_dir: Path) -> None:
@@ -297,7 +316,8 @@ def test_llara_exports(tmp_path: Path) -> None:
     assert [r.next for r in rows["valid"]] == ["16", "21"]
     splits = ml.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
     ex = splits["train"][0]
-    assert ex.task == "music" and ex.id == "train-0" and ex.meta == {"row": 0}
+    assert ex.task == "music" and ex.id == "train-0"
+    assert ex.meta == {"row": 0, "history_ids": ["2", "3", "4"]}
     assert ex.query == "Artist 2\nArtist 3\nArtist 4" and ex.relevance == {"5": 1}
     assert not {c.id for c in ex.candidates} & {"1", "2", "3", "4"}
     assert splits["valid"][0].relevance == {"16": 1} and len(splits["test"]) == 1

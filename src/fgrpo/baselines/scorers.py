@@ -1,9 +1,12 @@
-"""Non-learned scorer baselines: Random, Popularity and BM25.
+"""Non-learned scorer baselines: Random, Popularity and BM25 (and the shared ranking helpers).
 
 The paper compares the LLM against these classical rows. Each scores every candidate of an
 example's pool and ranks the whole pool by score; the top 10 then play the slate and the
 top 5 the ranking (:func:`rank_examples`), so a baseline goes through exactly the same
 metric code as the LLM's parsed output.
+
+The neural rows (MiniLM dense ranker, SASRec, GRU4Rec) live in ``dense.py`` and
+``sequential.py`` and share :func:`order_by_score` and :func:`rank_examples`.
 
 Ties are broken by candidate number (lower first), so results are deterministic. Beware
 that this favours candidate 1 among equal scores: the data must shuffle the pool (the
@@ -132,11 +135,18 @@ def rank_examples(
     ``slate_size`` of the pool ranking, ``ranking`` = its top ``rank_size`` (so the
     ranking is always inside the slate, as the LLM's must be). Feed ``ranking`` to
     :func:`fgrpo.evaluation.compute_metrics` and both to ``error_analysis``.
+
+    A ranker with a ``prepare(examples)`` method (the neural ones) gets the whole list
+    first, so it can encode in batches rather than one example at a time.
     """
     if slate_size < 1 or rank_size < 1:
         raise ValueError(f"slate_size and rank_size must be >= 1, got {slate_size}, {rank_size}")
     if rank_size > slate_size:
         raise ValueError(f"rank_size ({rank_size}) must not exceed slate_size ({slate_size})")
+    examples = list(examples)
+    prepare = getattr(ranker, "prepare", None)
+    if callable(prepare):
+        prepare(examples)
     out = []
     for ex in examples:
         order = ranker.rank(ex)

@@ -43,6 +43,11 @@ Protocol (LLaRA's, used by the paper)
     ``k`` is ``[k]`` in prompts. Users with fewer than 3 interactions give no test, valid
     and train example each, so they are skipped and counted.
 
+    ``meta["history_ids"]`` holds the item ids of the titles in the query, in the same
+    order (most recent last), for the id-based baselines (Popularity, SASRec, GRU4Rec).
+    Only the shown window is stored, not the user's whole history: the whole one would
+    make the full training split (~97k rows) quadratic in the history length on disk.
+
 Determinism: every example draws from its own generator
 ``numpy.random.default_rng([seed, user_index, position])`` (LLaRA rows:
 ``[seed, split_index, row_index]``), so an example does not change when others are
@@ -674,17 +679,18 @@ def build_sequential(
             u, t = slots[split][j]
             seq = seqs[u]
             rng = np.random.default_rng([seed, u, t])
+            history = seq[max(0, t - history_len) : t]
             examples.append(
                 _make_example(
                     f"u{users[u]}-{t}",
                     task,
-                    seq[max(0, t - history_len) : t],
+                    history,
                     seq[t],
                     excluded[u],
                     cat,
                     rng,
                     pool_size,
-                    {"user": users[u], "position": t},
+                    {"user": users[u], "position": t, "history_ids": list(history)},
                 )
             )
         out[split] = examples
@@ -722,17 +728,18 @@ def build_llara(
                 bump(stats, "skipped_rows_too_few_negatives")
                 continue
             rng = np.random.default_rng([seed, s_idx, j])
+            history = row.seq[-history_len:]
             examples.append(
                 _make_example(
                     f"{split}-{j}",
                     task,
-                    row.seq[-history_len:],
+                    history,
                     row.next,
                     excl,
                     cat,
                     rng,
                     pool_size,
-                    {"row": j},
+                    {"row": j, "history_ids": list(history)},
                 )
             )
         out[split] = examples

@@ -24,31 +24,53 @@ class EvalConfig:
     """``fgrpo eval``: greedy decoding on a split, metrics through ir_measures."""
 
     model: str = option("runs/train/model", "Model folder to evaluate (ignored by the scorer methods).")
-    method: Literal["model", "random", "popularity", "bm25"] = option("model", "What produces the rankings: the LLM, or a scorer baseline that ranks the pool.")
-    dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity, train.jsonl).")
+    method: Literal["model", "random", "popularity", "bm25", "dense", "sasrec", "gru4rec"] = option("model", "What produces the rankings: the LLM, or a scorer baseline that ranks the pool (dense: zero-shot MiniLM cosine; sasrec/gru4rec: trained here on train.jsonl first).")
+    dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity/sasrec/gru4rec, train.jsonl).")
     split: Literal["test", "valid", "train"] = option("test", "Which split to score.")
     limit: int | None = option(None, "Score only the first N examples of the split (None: all).")
     output_dir: str = option("runs/eval", "Where metrics.json, metrics.md and predictions.jsonl are written.")
-    seed: int = option(0, "Seed (random baseline, toy data).")
+    seed: int = option(0, "Seed (random baseline, toy data, sasrec/gru4rec initialization and shuffling).")
     max_slate: int = option(10, "Parser limit on the slate (paper: 10); scorers' slate size.")
     max_rank: int = option(5, "Parser limit on the ranking (paper: 5); scorers' ranking size.")
     max_new_tokens: int = option(64, "Longest completion decoded.")
     batch_size: int = option(8, "Prompts decoded together.")
+    constrained: bool = option(False, "Constrain greedy decoding to the output format, so every output is valid (off: the paper's protocol, where format errors count).")
     ks: list[int] = option([1, 3, 5], "Cut-offs of Recall/Precision/Hit/NDCG.")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Parameter dtype (float32 on CPU).")
     torch_threads: int = option(0, "CPU threads for torch (0: default).")
     toy_pool_size: int = option(8, "Toy task: candidates per pool.")
     toy_max_relevant: int = option(3, "Toy task: at most this many relevant per pool.")
+    dense_batch_size: int = option(64, "dense: texts encoded together by MiniLM.")
+    seq_epochs: int = option(30, "sasrec/gru4rec: passes over the training sequences (30 suits ML-100K with max_train_per_user=5; its full ~97k-row split needs only ~2).")
+    seq_lr: float = option(0.005, "sasrec/gru4rec: Adam learning rate.")
+    seq_batch_size: int = option(128, "sasrec/gru4rec: training sequences per step.")
+    seq_hidden: int = option(64, "sasrec/gru4rec: embedding and hidden size.")
+    seq_blocks: int = option(2, "sasrec: self-attention blocks (gru4rec has one GRU layer).")
+    seq_heads: int = option(1, "sasrec: attention heads (must divide seq_hidden).")
+    seq_max_len: int = option(50, "sasrec/gru4rec: most recent history items fed to the model.")
+    seq_dropout: float | None = option(None, "sasrec/gru4rec: dropout rate (None: 0.2 for sasrec, 0.5 for gru4rec).")
 
     def validate(self) -> None:
         if self.max_rank > self.max_slate:
             raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
         if self.limit is not None and self.limit < 1:
             raise ValueError("key 'limit' must be >= 1 or null")
+        for key in ("dense_batch_size", "seq_epochs", "seq_batch_size", "seq_hidden", "seq_blocks", "seq_heads", "seq_max_len"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.seq_hidden % self.seq_heads:
+            raise ValueError(f"key 'seq_heads' ({self.seq_heads}) must divide 'seq_hidden' ({self.seq_hidden})")
+        if self.seq_dropout is not None and not 0.0 <= self.seq_dropout < 1.0:
+            raise ValueError(f"key 'seq_dropout' must be in [0, 1), got {self.seq_dropout}")
+        if self.seq_lr <= 0:
+            raise ValueError(f"key 'seq_lr' must be > 0, got {self.seq_lr}")
+
+
+TRAINED_METHODS = ("popularity", "sasrec", "gru4rec")  # read train.jsonl of the dataset
 
 
 def load_split(cfg: EvalConfig) -> tuple[list[Example], list[Example]]:
-    """(examples to score, training examples for popularity)."""
+    """(examples to score, training examples for the methods fitted on the train split)."""
     if cfg.dataset == "toy":
         from fgrpo.data.toy import make_toy_examples
 
@@ -59,19 +81,47 @@ def load_split(cfg: EvalConfig) -> tuple[list[Example], list[Example]]:
     examples = read_jsonl(folder / f"{cfg.split}.jsonl")
     if cfg.limit is not None:
         examples = examples[: cfg.limit]
-    train = read_jsonl(folder / "train.jsonl") if cfg.method == "popularity" else []
+    train = read_jsonl(folder / "train.jsonl") if cfg.method in TRAINED_METHODS else []
     return examples, train
 
 
-def scorer_predictions(cfg: EvalConfig, examples: list[Example], train: list[Example]) -> list[dict[str, Any]]:
-    from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker, RandomRanker, rank_examples
+def make_scorer(cfg: EvalConfig, train: list[Example]) -> Any:
+    """The scorer baseline named by ``cfg.method``, fitted on ``train`` when it learns."""
+    from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker, RandomRanker
 
-    ranker = {"random": lambda: RandomRanker(cfg.seed), "bm25": BM25Ranker, "popularity": lambda: PopularityRanker().fit(train)}[cfg.method]()
+    if cfg.method == "random":
+        return RandomRanker(cfg.seed)
+    if cfg.method == "bm25":
+        return BM25Ranker()
+    if cfg.method == "popularity":
+        return PopularityRanker().fit(train)
+    if cfg.method == "dense":
+        from fgrpo.baselines.dense import DenseRanker
+
+        return DenseRanker(batch_size=cfg.dense_batch_size)
+    from fgrpo.baselines.sequential import SeqConfig, SequentialRanker
+
+    seq = SeqConfig(
+        hidden=cfg.seq_hidden, blocks=cfg.seq_blocks, heads=cfg.seq_heads, max_len=cfg.seq_max_len,
+        dropout=cfg.seq_dropout, epochs=cfg.seq_epochs, lr=cfg.seq_lr, batch_size=cfg.seq_batch_size, seed=cfg.seed,
+    )  # fmt: skip
+    return SequentialRanker(cfg.method, seq).fit(train)  # type: ignore[arg-type]  # validate()d Literal
+
+
+def scorer_predictions(cfg: EvalConfig, examples: list[Example], train: list[Example]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(one prediction per example, extra metrics: ``baseline/train_seconds`` for trained models)."""
+    from fgrpo.baselines.scorers import rank_examples
+
+    ranker = make_scorer(cfg, train)
     rows = rank_examples(ranker, examples, cfg.max_slate, cfg.max_rank)
-    return [
+    extra: dict[str, float] = {}
+    if hasattr(ranker, "train_seconds"):
+        extra = {"baseline/train_seconds": round(ranker.train_seconds, 2), "baseline/train_loss": ranker.train_loss}
+    preds = [
         {**row, "relevant": sorted(ex.relevant_numbers()), "slate_valid": True, "rank_valid": True, "errors": [], "completion": None}
         for row, ex in zip(rows, examples, strict=True)
     ]
+    return preds, extra
 
 
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
@@ -81,14 +131,19 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     examples, train = load_split(cfg)
+    extra: dict[str, float] = {}
     if cfg.method == "model":
         from fgrpo.ranker import Ranker
 
         ranker = Ranker.from_pretrained(cfg.model, cfg.dtype)
-        preds = predict(ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size)
+        preds = predict(
+            ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
+            constrained=cfg.constrained,
+        )
     else:
-        preds = scorer_predictions(cfg, examples, train)
+        preds, extra = scorer_predictions(cfg, examples, train)
     metrics = score_predictions(preds, examples, tuple(cfg.ks))
+    metrics.update(extra)
     with (out / "predictions.jsonl").open("w") as fh:
         for p in preds:
             fh.write(json.dumps(p) + "\n")

