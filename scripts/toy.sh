@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job (toy task, until the real-data pipeline fits the CPU budget): a tiny Llama
+# The toy job (the quickest end-to-end check; the main job is scripts/main.sh): a tiny Llama
 # learns the output format in a short supervised warm-up, F-GRPO trains it, and greedy
 # decoding is scored on held-out toy pools. A few minutes on a 2-core CPU.
 set -euo pipefail
