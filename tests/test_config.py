@@ -27,6 +27,7 @@ CONFIG_CLASSES = {
     "sft": SFTConfig,
     "prepare": _class("fgrpo.data.prepare", "PrepareConfig"),
     "eval": _class("fgrpo.evaluation.command", "EvalConfig"),
+    "compare": _class("fgrpo.experiments.compare", "CompareConfig"),
 }
 
 
@@ -117,7 +118,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def _command_of(path: Path) -> str:
     name = path.name
-    for prefix in ("prepare", "sft", "eval"):
+    for prefix in ("prepare", "sft", "eval", "compare"):
         if name.startswith(prefix):
             return prefix
     return "train"

@@ -119,12 +119,14 @@ def compare(
     ctx: typer.Context,
     experiment: Path = typer.Argument(..., help="Experiment YAML (CompareConfig; docs/compare.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded (method, seed) runs and which are done; run nothing."),
+    report_only: bool = typer.Option(False, "--report-only", help="Write results.md/json, runs.csv and the plots from the runs finished so far; run nothing."),
 ) -> None:
     """Several methods x seeds with equal budgets: results table (mean ± 95% CI), curves, costs."""
     from fgrpo.experiments.compare import (
         expand_runs,
         format_run_list,
         load_compare_config,
+        report_compare,
         run_compare,
     )
 
@@ -138,7 +140,7 @@ def compare(
         typer.echo(f"{len(specs)} runs -> {cfg.output_dir}")
         typer.echo(format_run_list(specs))
         return
-    outcome = run_compare(cfg, echo=typer.echo)
+    outcome = report_compare(cfg) if report_only else run_compare(cfg, echo=typer.echo)
     typer.echo(outcome.files["results.md"].read_text())
     typer.echo("written: " + ", ".join(str(p) for p in outcome.files.values()))
     if outcome.failures:

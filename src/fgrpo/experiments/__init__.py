@@ -1,0 +1,1 @@
+"""Experiments built from the commands: ``fgrpo compare`` (methods x seeds, one table)."""
