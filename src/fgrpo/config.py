@@ -116,7 +116,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+def check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     """Keys known and values of the annotated types; returns the coerced mapping."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -132,7 +132,7 @@ def _check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, An
 
 def build_config(cls: type[T], values: dict[str, Any], where: str) -> T:
     """Instantiate ``cls`` from a mapping, rejecting unknown keys, wrong types and contradictions."""
-    kwargs = _check_values(cls, values, where)
+    kwargs = check_values(cls, values, where)
     try:
         cfg = cls(**kwargs)
     except ConfigError:
@@ -148,28 +148,34 @@ def build_config(cls: type[T], values: dict[str, Any], where: str) -> T:
     return cfg
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping (empty file: {}), or a ConfigError naming the file."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value at the top level")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
     """Read ``path`` (YAML mapping, may be None) then apply ``key=value`` overrides."""
     values: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from e
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of key: value at the top level")
-        _check_values(cls, loaded, str(path))  # names the file if one of its own keys is wrong
+        loaded = read_yaml_mapping(path)
+        check_values(cls, loaded, str(path))  # names the file if one of its own keys is wrong
         values.update(loaded)
         where = str(path)
     if overrides:
         parsed = parse_overrides(overrides)
-        _check_values(cls, parsed, "command line")
+        check_values(cls, parsed, "command line")
         values.update(parsed)
         where = f"{where} + command line"
     return build_config(cls, values, where)

@@ -73,14 +73,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from fgrpo.config import (
     ConfigError,
-    _check_values,
     build_config,
+    check_values,
     option,
     parse_overrides,
+    read_yaml_mapping,
     save_config,
 )
 from fgrpo.evaluation.command import EvalConfig
@@ -284,10 +283,10 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
     already has every method for the first seeds)."""
     out_dir = Path(cfg.output_dir)
     _forbid(cfg.base, SET_BY_COMPARE, "base", "is set by compare per run (seeds: / output_dir:)")
-    base_values = _check_values(TrainConfig, cfg.base, "base")
+    base_values = check_values(TrainConfig, cfg.base, "base")
     base_cfg = build_config(TrainConfig, base_values, "base")
     _forbid(cfg.eval, (*SET_BY_COMPARE, "model", "method"), "eval", "is set by compare per run")
-    eval_top = _check_values(EvalConfig, cfg.eval, "eval")
+    eval_top = check_values(EvalConfig, cfg.eval, "eval")
 
     specs: dict[str, tuple[MethodSpec, list[int], int]] = {}  # base name -> (spec, seeds, n expanded)
     per_method: list[list[RunSpec]] = []  # expanded methods, each a list of runs
@@ -305,9 +304,9 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
         _forbid(m.overrides, SET_BY_COMPARE, f"{label}.overrides", "is set by compare per run")
         _forbid(m.sweep, SET_BY_COMPARE, f"{label}.sweep", "is set by compare per run")
         _forbid(m.eval, (*SET_BY_COMPARE, "model", "method"), f"{label}.eval", "is set by compare per run")
-        overrides = _check_values(cls, m.overrides, f"{label}.overrides")
-        _check_values(cls, {k: (v[0] if isinstance(v, list) and v else v) for k, v in m.sweep.items()}, f"{label}.sweep")
-        eval_method = _check_values(EvalConfig, m.eval, f"{label}.eval")
+        overrides = check_values(cls, m.overrides, f"{label}.overrides")
+        check_values(cls, {k: (v[0] if isinstance(v, list) and v else v) for k, v in m.sweep.items()}, f"{label}.sweep")
+        eval_method = check_values(EvalConfig, m.eval, f"{label}.eval")
         scorer = None
         if m.kind == "scorer":
             scorer = overrides.setdefault("method", m.name)
@@ -403,18 +402,9 @@ def load_compare_config(path: str | Path, overrides: list[str] | None = None) ->
         else:
             raise ConfigError(f"override '{item}': only base.KEY=... and eval.KEY=... reach inside the experiment")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of key: value at the top level")
-    values = dict(_check_values(CompareConfig, loaded, str(path)))  # names the file if its own key is wrong
-    values.update(_check_values(CompareConfig, parse_overrides(top), "command line"))
+    loaded = read_yaml_mapping(path)
+    values = dict(check_values(CompareConfig, loaded, str(path)))  # names the file if its own key is wrong
+    values.update(check_values(CompareConfig, parse_overrides(top), "command line"))
     for head, extra in nested.items():
         if extra:  # merged key by key, so base.max_steps=3 keeps the rest of base
             values[head] = {**values.get(head, {}), **extra}
