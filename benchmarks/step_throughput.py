@@ -517,44 +517,73 @@ def comparison(s: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def sweep(base: dict[str, Any], groups: list[int], pools: list[int], verbose: bool, peak: float) -> list[dict[str, Any]]:
+SWEEP_HEAD = (f"{'G':>3} {'pool':>5} {'prompt P':>8} {'compl C':>7} {'G*C':>6} {'G*P':>7} {'step s':>8} "
+              f"{'gen s':>7} {'train s':>8} {'ms/(G*C)':>9} {'RSS GB':>7}")
+
+
+def print_sweep_point(point: dict[str, Any], suffix: str = "") -> None:
+    print(
+        f"{point['group_size']:>3} {point['pool_size']:>5} {point['prompt_tokens_mean']:>8.1f} {point['completion_len_mean']:>7.1f} "
+        f"{point['g_times_c']:>6.0f} {point['g_times_p']:>7.0f} {point['step_s_mean']:>8.2f} {point['rollout_s_mean']:>7.2f} "
+        f"{point['train_s_mean']:>8.2f} {1000 * point['step_s_mean'] / max(point['g_times_c'], 1):>9.1f} {point['peak_rss_gb']:>7.2f}{suffix}"
+    )
+
+
+def fit_sweep(points: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Least squares over the timed steps: step_s ~ a + b*(G*C) + c*P + d*(G*P). fgrpo computes
+    the prompt once per group, so d should be ~0 and b carry the growth with G."""
     import numpy as np
 
+    rows = [(p["group_size"], s) for p in points if "fit" not in p for s in p["steps"] if not s["warmup"]]
+    if len({(p["group_size"], p["pool_size"]) for p in points if "fit" not in p}) < 4:
+        return None
+    x = np.array([[1.0, g * s["completion_len_mean"], s["prompt_tokens"], g * s["prompt_tokens"]] for g, s in rows])
+    y = np.array([s["step_s"] for _, s in rows])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    r2 = 1 - float(((y - x @ coef) ** 2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
+    fit = {"intercept_s": coef[0], "s_per_1k_GxC": 1000 * coef[1], "s_per_1k_P": 1000 * coef[2], "s_per_1k_GxP": 1000 * coef[3], "r2": r2}
+    print(
+        f"fit step_s ~ a + b*(G*C) + c*P + d*(G*P) over {len(rows)} timed steps: a={fit['intercept_s']:.2f} s, "
+        f"b={fit['s_per_1k_GxC']:.2f} s/1k, c={fit['s_per_1k_P']:.2f} s/1k, d={fit['s_per_1k_GxP']:.2f} s/1k, R^2={r2:.3f}"
+    )
+    return {k: float(v) for k, v in fit.items()}
+
+
+def sweep(base: dict[str, Any], groups: list[int], pools: list[int], verbose: bool, peak: float) -> list[dict[str, Any]]:
     points = []
     print(f"\nsweep (fgrpo only): G in {groups}, pool size in {pools}, max_new_tokens={base['max_new_tokens']}")
-    head = f"{'G':>3} {'pool':>5} {'prompt P':>8} {'compl C':>7} {'G*C':>6} {'G*P':>7} {'step s':>8} {'gen s':>7} {'train s':>8} {'ms/(G*C)':>9}"
-    print(head)
-    print("-" * len(head))
+    print(SWEEP_HEAD)
+    print("-" * len(SWEEP_HEAD))
     for pool in pools:
         for g in groups:
             res = run_worker("fgrpo", {**base, "group_size": g, "pool_size": pool}, verbose)
             res["_peak_flops"] = peak * 1e9
             add_flops(res, peak)
             summ = summarize(res)
-            gc = g * summ["completion_len_mean"]
-            gp = g * summ["prompt_tokens_mean"]
-            point = {"group_size": g, "pool_size": pool, "g_times_c": gc, "g_times_p": gp, **summ, "steps": res["steps"]}
+            point = {"group_size": g, "pool_size": pool, "g_times_c": g * summ["completion_len_mean"],
+                     "g_times_p": g * summ["prompt_tokens_mean"], **summ, "steps": res["steps"]}
             points.append(point)
-            print(
-                f"{g:>3} {pool:>5} {summ['prompt_tokens_mean']:>8.1f} {summ['completion_len_mean']:>7.1f} {gc:>6.0f} {gp:>7.0f} "
-                f"{summ['step_s_mean']:>8.2f} {summ['rollout_s_mean']:>7.2f} {summ['train_s_mean']:>8.2f} {1000 * summ['step_s_mean'] / max(gc, 1):>9.1f}"
-            )
-    # least squares over timed steps: step_s ~ a + b*(G*C) + c*P + d*(G*P). fgrpo computes the
-    # prompt once per group, so d should be ~0 and b carry the growth.
-    rows = [(p["group_size"], s) for p in points for s in p["steps"] if not s["warmup"]]
-    if len({(p["group_size"], p["pool_size"]) for p in points}) >= 4:
-        x = np.array([[1.0, g * s["completion_len_mean"], s["prompt_tokens"], g * s["prompt_tokens"]] for g, s in rows])
-        y = np.array([s["step_s"] for _, s in rows])
-        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-        pred = x @ coef
-        r2 = 1 - float(((y - pred) ** 2).sum()) / max(float(((y - y.mean()) ** 2).sum()), 1e-12)
-        fit = {"intercept_s": coef[0], "s_per_1k_GxC": 1000 * coef[1], "s_per_1k_P": 1000 * coef[2], "s_per_1k_GxP": 1000 * coef[3], "r2": r2}
-        print(
-            f"fit step_s ~ a + b*(G*C) + c*P + d*(G*P): a={fit['intercept_s']:.2f} s, b={fit['s_per_1k_GxC']:.2f} s/1k, "
-            f"c={fit['s_per_1k_P']:.2f} s/1k, d={fit['s_per_1k_GxP']:.2f} s/1k, R^2={r2:.3f}"
-        )
-        points.append({"fit": {k: float(v) for k, v in fit.items()}})
+            print_sweep_point(point)
+    fit = fit_sweep(points)
+    if fit:
+        points.append({"fit": fit})
     return points
+
+
+def refit_sweeps(paths: list[Path]) -> None:
+    """Merge the sweeps of saved reports, a later file's (G, pool) point replacing an earlier
+    one (a point re-run because the machine was busy), then reprint the table and the fit."""
+    merged: dict[tuple[int, int], dict[str, Any]] = {}
+    for path in paths:
+        for point in json.loads(path.read_text()).get("sweep", []):
+            if "fit" not in point:
+                merged[(point["group_size"], point["pool_size"])] = {**point, "_from": path.name}
+    print(SWEEP_HEAD + "  from")
+    print("-" * len(SWEEP_HEAD))
+    points = [merged[k] for k in sorted(merged, key=lambda k: (k[1], k[0]))]
+    for point in points:
+        print_sweep_point(point, f"  {point['_from']}")
+    fit_sweep(points)
 
 
 def versions() -> dict[str, str]:
@@ -594,6 +623,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default="runs/bench/step_throughput.json", help="JSON with every number")
     ap.add_argument("--verbose", action="store_true", help="show the workers' output")
     ap.add_argument("--summarize", metavar="JSON", help="reprint the summary (training MFU included) of a saved --out file; runs nothing")
+    ap.add_argument("--refit-sweep", metavar="JSON", nargs="+", help="merge the sweeps of saved --out files (later files replace the same G x pool point) and reprint the table and fit; runs nothing")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -625,6 +655,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.summarize:
         resummarize(Path(args.summarize))
+        return
+    if args.refit_sweep:
+        refit_sweeps([Path(p) for p in args.refit_sweep])
         return
     if args.worker:
         spec = json.loads(Path(args.spec).read_text())
