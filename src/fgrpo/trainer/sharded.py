@@ -1,0 +1,108 @@
+"""FSDP and DeepSpeed launches: what the trainer does differently when an engine owns the
+model and optimizer (``Accelerator.prepare``). The data parallel path never comes here.
+
+- The training forward is ONE model call per micro-batch: the prompt repeated for each
+  of the G completions (``share_prefix=False`` in fgrpo/trainer/forward.py). The
+  shared-prefix forward calls the model twice per backward (prompt, then completions on
+  its cache); FSDP2 would re-gather every layer for the second call and fire the
+  post-backward reduce-scatter per call, and DeepSpeed's engine counts forwards. One
+  call keeps each engine on the path it is built and tested for, at the price of G - 1
+  extra prompt passes per group (the memory estimate counts them).
+- Rollouts and validation sample a different number of tokens on each process (its own
+  prompts stop at their own lengths). FSDP all-gathers a layer inside every forward, so
+  processes making different numbers of forwards would wait on each other forever.
+  :func:`full_params` gathers every layer once, keeps it gathered for the whole rollout
+  (no collective inside a forward), and reshards afterwards. ZeRO-1/2 keep the parameters
+  replicated, so sampling needs nothing there.
+- Gradients are reduced by the engine inside backward; clipping goes through
+  ``Accelerator.clip_grad_norm_`` (DeepSpeed clips inside its own step, with the
+  accelerate file's ``gradient_clipping``).
+- Checkpoints hold full (unsharded) state dicts, gathered by every process and written by
+  the main one, so a checkpoint is the same Hugging Face folder as a data parallel one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+
+def make_accelerator(strategy: str) -> Any:
+    """The Accelerator for ``strategy`` (from fgrpo.trainer.launch.check_launch)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    from fgrpo.trainer.launch import LaunchError
+
+    if strategy == "deepspeed" and not torch.cuda.is_available():
+        raise LaunchError(
+            "DeepSpeed launch on a machine without CUDA: accelerate enables DeepSpeed on GPUs only (and "
+            "needs `pip install deepspeed`); every process would train a full copy. See docs/scale-out.md"
+        )
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if strategy == "fsdp" and accelerator.distributed_type != DistributedType.FSDP:
+        # accelerate 1.15 turns an FSDP launch into FSDP only on GPU-like devices; on CPU it
+        # stays MULTI_CPU and every process would train a full copy. Its FSDP2 code is
+        # device-agnostic and torch's fully_shard shards over a CPU mesh with gloo, so on CPU
+        # the FSDP state is set here, from the launcher's FSDP_* environment as accelerate
+        # would: the same prepare path then runs, which is how it is tested without GPUs.
+        plugin = FullyShardedDataParallelPlugin()
+        if accelerator.distributed_type != DistributedType.MULTI_CPU or plugin.fsdp_version != 2:
+            raise LaunchError(
+                f"FSDP launch, but accelerate set up {accelerator.distributed_type.value} (fsdp_version "
+                f"{plugin.fsdp_version}); on a machine without GPUs fgrpo runs FSDP2 only (fsdp_version: 2) "
+                "with several processes (--num_processes N)"
+            )
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = plugin
+    if strategy == "deepspeed" and accelerator.distributed_type != DistributedType.DEEPSPEED:
+        raise LaunchError(f"DeepSpeed launch, but accelerate set up {accelerator.distributed_type.value}")
+    return accelerator
+
+
+@contextmanager
+def full_params(model: Any, strategy: str) -> Iterator[None]:
+    """Under FSDP, every layer gathered for the body of the block (see the module doc)."""
+    if strategy != "fsdp":
+        yield
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    # each unit's own setting (decoder layers reshard, the root and the embedding/head unit
+    # do not), restored afterwards; read from FSDP's state, as torch offers no getter
+    reshard = {m: any(g._reshard_after_forward for g in m._get_fsdp_state()._fsdp_param_groups) for m in units}
+    for m in units:
+        m.unshard()
+        m.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield
+    finally:
+        for m in units:
+            m.set_reshard_after_forward(reshard[m], recurse=False)
+            m.reshard()
+
+
+def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any] | None]:
+    """(model, optimizer) full state dicts on the main process, for a checkpoint; (None,
+    None) when the trainer is data parallel (the model and optimizer are saved as they are).
+    Every process must call it: the engine gathers the shards."""
+    if run.strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
+        model_sd = run.accelerator.get_state_dict(run.model)
+        # keyed by parameter name (not index): the layout a sharded resume reads back
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        optim_sd = get_optimizer_state_dict(run.model, run.optimizer.optimizer, options=options)
+        return model_sd, optim_sd
+    if run.strategy == "deepspeed":
+        # ZeRO-2: the module is replicated (in bf16 under mixed precision: the float32 master
+        # weights live in DeepSpeed's partitioned optimizer and are not written here)
+        return run.accelerator.get_state_dict(run.model), {}
+    return None, None
