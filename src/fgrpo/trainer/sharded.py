@@ -56,8 +56,11 @@ def make_accelerator(strategy: str) -> Any:
                 f"{plugin.fsdp_version}); on a machine without GPUs fgrpo runs FSDP2 only (fsdp_version: 2) "
                 "with several processes (--num_processes N)"
             )
+        from accelerate.state import PartialState
+
         accelerator.state.distributed_type = DistributedType.FSDP
         accelerator.state.fsdp_plugin = plugin
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # as accelerate does (state.py)
     if strategy == "deepspeed" and accelerator.distributed_type != DistributedType.DEEPSPEED:
         raise LaunchError(f"DeepSpeed launch, but accelerate set up {accelerator.distributed_type.value}")
     return accelerator
