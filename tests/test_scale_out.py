@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -381,18 +382,19 @@ def test_accelerate_launch_fsdp_two_cpu_processes_match_one_process(tmp_path: Pa
     from safetensors.torch import load_file
 
     common = ["--config", "configs/toy.yaml", "sft_warmup_steps=300", "tensorboard=false", "group_size=4",
-              "prompts_per_step=2", "max_steps=2", "save_every=2", "eval_every=0", "torch_threads=1",
+              "prompts_per_step=2", "max_steps=2", "save_every=1", "eval_every=0", "torch_threads=1",
               "share_prompt_prefix=false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one, two = tmp_path / "one", tmp_path / "two"
-    for cmd in (
-        [sys.executable, "-m", "fgrpo", "train", *common, f"output_dir={one}"],
-        [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACC / "fsdp.yaml"),
-         "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "29518",
-         "-m", "fgrpo", "train", *common, f"output_dir={two}"],
-    ):
+    fsdp = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACC / "fsdp.yaml"),
+            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "29518", "-m", "fgrpo", "train"]
+    one, two, resumed = tmp_path / "one", tmp_path / "two", tmp_path / "resumed"
+
+    def run(cmd: list[str]) -> None:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
         assert proc.returncode == 0, proc.stderr[-4000:]
+
+    run([sys.executable, "-m", "fgrpo", "train", *common, f"output_dir={one}"])
+    run([*fsdp, *common, f"output_dir={two}"])
     a, b = load_file(one / "model" / "model.safetensors"), load_file(two / "model" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
@@ -408,3 +410,13 @@ def test_accelerate_launch_fsdp_two_cpu_processes_match_one_process(tmp_path: Pa
     optim = torch.load(ckpt / "optimizer.pt", weights_only=False)  # full AdamW state, keyed by parameter name
     assert set(optim["state"]) == set(b) - {"lm_head.weight"}  # the head is tied to the embedding: one state
     assert all(st["exp_avg"].shape == b[name].shape for name, st in optim["state"].items())
+
+    # resume: from the step-1 checkpoint, step 2 again gives the uninterrupted run's weights
+    shutil.copytree(two, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-000002")
+    shutil.rmtree(resumed / "model")
+    run([*fsdp, *common, f"output_dir={resumed}", "--resume"])
+    c = load_file(resumed / "model" / "model.safetensors")
+    for k in b:
+        assert torch.allclose(b[k], c[k], atol=1e-6, rtol=1e-5), k
+    assert "resumed from" in (resumed / "metrics.jsonl").read_text()

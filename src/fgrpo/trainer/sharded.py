@@ -23,8 +23,10 @@ model and optimizer (``Accelerator.prepare``). The data parallel path never come
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -109,3 +111,26 @@ def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str
         # weights live in DeepSpeed's partitioned optimizer and are not written here)
         return run.accelerator.get_state_dict(run.model), {}
     return None, None
+
+
+def resume_fsdp(run: Any, folder: Path) -> dict[str, Any]:
+    """Optimizer, scheduler and RNG states of a checkpoint written under FSDP (its weights
+    were loaded into the full model before sharding); returns the trainer state."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    from fgrpo.trainer.checkpoint import STATE_FILE, set_rng_state
+    from fgrpo.trainer.launch import LaunchError
+
+    state = json.loads((folder / STATE_FILE).read_text())
+    if state.get("launch") != "fsdp":
+        raise LaunchError(f"{folder} was written by a {state.get('launch', 'data parallel')} run, whose optimizer "
+                          "state an FSDP run cannot read; resume it the way it was launched")
+    # the full AdamW state is read by the main process only; torch sends each process its shards
+    full = torch.load(folder / "optimizer.pt", weights_only=False) if run.accelerator.is_main_process else {}
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_optimizer_state_dict(run.model, run.optimizer.optimizer, full, options=options)
+    run.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
+    rng_file = folder / f"rng-{run.accelerator.process_index}.pt"
+    if rng_file.is_file():
+        set_rng_state(torch.load(rng_file, weights_only=False))
+    return state

@@ -14,6 +14,7 @@ does the reduction; what changes then is in fgrpo/trainer/sharded.py.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
@@ -38,7 +39,13 @@ from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 from fgrpo.rollout.engine import generate
-from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fgrpo.trainer.checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_weights,
+    save_checkpoint,
+)
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
 from fgrpo.trainer.launch import (
@@ -50,7 +57,7 @@ from fgrpo.trainer.launch import (
 )
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
-from fgrpo.trainer.sharded import full_params, full_state_dicts, make_accelerator
+from fgrpo.trainer.sharded import full_params, full_state_dicts, make_accelerator, resume_fsdp
 
 
 class TrainingStopped(RuntimeError):
@@ -140,9 +147,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
             log.note(message)
 
     ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None and strategy in SHARDED:
-        raise LaunchError(f"--resume of an {strategy} run is not implemented; {ckpt} holds full weights "
-                          "(model=...) from which a new run can start")
+    if ckpt is not None and strategy == "deepspeed":
+        raise LaunchError(f"--resume of a DeepSpeed run is not implemented (no optimizer state is saved); "
+                          f"start a new run from its weights: model={ckpt / 'model'}")
     if cfg.sft_warmup_steps > 0 and ckpt is None:
         supervised_steps(
             model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
@@ -162,10 +169,17 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     )
     scheduler = make_scheduler(optimizer, cfg)  # on the bare AdamW: it sets the lr the engine's optimizer uses
     if strategy in SHARDED:
+        if ckpt is not None:  # full weights into the full model, before it is sharded
+            load_model_weights(model, ckpt / "model")
         model, optimizer = accelerator.prepare(model, optimizer)
     run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model, strategy=strategy)
-    if ckpt is not None:
+    if ckpt is not None and strategy == "fsdp":
+        state = resume_fsdp(run, ckpt)
+    elif ckpt is not None:
+        if json.loads((ckpt / STATE_FILE).read_text()).get("launch") == "fsdp":  # its optimizer state is keyed by name
+            raise LaunchError(f"{ckpt} was written by an FSDP run; resume it with the same launch")
         state = load_checkpoint(ckpt, model, optimizer, scheduler, accelerator.process_index)
+    if ckpt is not None:
         run.start_step = int(state["step"])
         if log:
             log.note(f"resumed from {ckpt} at step {run.start_step}")
