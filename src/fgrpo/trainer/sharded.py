@@ -102,6 +102,8 @@ def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str
         )
 
         model_sd = run.accelerator.get_state_dict(run.model)
+        for name in tied_names(run.model):  # gathered as separate copies; save_pretrained writes a tied weight once
+            model_sd.pop(name, None)
         # keyed by parameter name (not index): the layout a sharded resume reads back
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         optim_sd = get_optimizer_state_dict(run.model, run.optimizer.optimizer, options=options)
@@ -111,6 +113,12 @@ def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str
         # weights live in DeepSpeed's partitioned optimizer and are not written here)
         return run.accelerator.get_state_dict(run.model), {}
     return None, None
+
+
+def tied_names(model: torch.nn.Module) -> list[str]:
+    """Names under which an already listed parameter appears again (a head tied to the embedding)."""
+    first: dict[int, str] = {}
+    return [n for n, p in model.named_parameters(remove_duplicate=False) if first.setdefault(id(p), n) != n]
 
 
 def resume_fsdp(run: Any, folder: Path) -> dict[str, Any]:
