@@ -68,6 +68,16 @@ def make_accelerator(strategy: str) -> Any:
     return accelerator
 
 
+def prepare(accelerator: Any, strategy: str, model: Any, optimizer: Any, group_size: int) -> tuple[Any, Any]:
+    """Model and optimizer handed to the engine (``Accelerator.prepare``)."""
+    if strategy == "deepspeed":
+        # DeepSpeed checks train_batch_size = micro-batch x accumulation x processes, and
+        # accelerate takes the micro-batch from a dataloader, which the trainer does not
+        # have: one micro-batch is one prompt group of G sequences
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = group_size
+    return accelerator.prepare(model, optimizer)
+
+
 @contextmanager
 def full_params(model: Any, strategy: str) -> Iterator[None]:
     """Under FSDP, every layer gathered for the body of the block (see the module doc)."""
@@ -95,24 +105,20 @@ def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str
     """(model, optimizer) full state dicts on the main process, for a checkpoint; (None,
     None) when the trainer is data parallel (the model and optimizer are saved as they are).
     Every process must call it: the engine gathers the shards."""
-    if run.strategy == "fsdp":
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_optimizer_state_dict,
-        )
-
-        model_sd = run.accelerator.get_state_dict(run.model)
-        for name in tied_names(run.model):  # gathered as separate copies; save_pretrained writes a tied weight once
-            model_sd.pop(name, None)
-        # keyed by parameter name (not index): the layout a sharded resume reads back
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        optim_sd = get_optimizer_state_dict(run.model, run.optimizer.optimizer, options=options)
-        return model_sd, optim_sd
+    if run.strategy not in ("fsdp", "deepspeed"):
+        return None, None
+    model_sd = run.accelerator.get_state_dict(run.model)
+    for name in tied_names(run.accelerator.unwrap_model(run.model)):  # gathered as separate copies;
+        model_sd.pop(name, None)  # save_pretrained writes a tied weight once
     if run.strategy == "deepspeed":
-        # ZeRO-2: the module is replicated (in bf16 under mixed precision: the float32 master
-        # weights live in DeepSpeed's partitioned optimizer and are not written here)
-        return run.accelerator.get_state_dict(run.model), {}
-    return None, None
+        # ZeRO-1/2: the module is replicated (in bf16 under mixed precision: the float32 master
+        # weights live in DeepSpeed's partitioned optimizer, which is not written)
+        return model_sd, {}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    # keyed by parameter name (not index): the layout a sharded resume reads back
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return model_sd, get_optimizer_state_dict(run.model, run.optimizer.optimizer, options=options)
 
 
 def tied_names(model: torch.nn.Module) -> list[str]:

@@ -57,7 +57,13 @@ from fgrpo.trainer.launch import (
 )
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
-from fgrpo.trainer.sharded import full_params, full_state_dicts, make_accelerator, resume_fsdp
+from fgrpo.trainer.sharded import (
+    full_params,
+    full_state_dicts,
+    make_accelerator,
+    prepare,
+    resume_fsdp,
+)
 
 
 class TrainingStopped(RuntimeError):
@@ -171,7 +177,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if strategy in SHARDED:
         if ckpt is not None:  # full weights into the full model, before it is sharded
             load_model_weights(model, ckpt / "model")
-        model, optimizer = accelerator.prepare(model, optimizer)
+        model, optimizer = prepare(accelerator, strategy, model, optimizer, cfg.group_size)
     run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model, strategy=strategy)
     if ckpt is not None and strategy == "fsdp":
         state = resume_fsdp(run, ckpt)
