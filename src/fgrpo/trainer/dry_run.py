@@ -26,7 +26,7 @@ from fgrpo.trainer.launch import precision_warnings
 
 DEFAULT_PROMPT_TOKENS = 1024
 RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "runs (accelerate FSDP2; run on CPU only)",
-                   "zero2": "accepted (accelerate DeepSpeed; never run: no GPU)"}
+                   "zero2": "runs (accelerate DeepSpeed; 1 CPU process only)"}
 
 
 @dataclass
