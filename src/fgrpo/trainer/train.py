@@ -128,6 +128,11 @@ class Run:
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     strategy = check_launch(cfg)  # unsupported launches refused here, before anything is built
     accelerator = make_accelerator(strategy)
+    if strategy in SHARDED and cfg.prompts_per_step % accelerator.num_processes:
+        # an engine reduces inside every backward: processes with more prompt groups than
+        # others would wait forever for a partner in their extra reductions
+        raise LaunchError(f"under {strategy}, prompts_per_step ({cfg.prompts_per_step}) must be a multiple of the "
+                          f"number of processes ({accelerator.num_processes})")
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     random.seed(cfg.seed)
