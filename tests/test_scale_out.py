@@ -1,20 +1,22 @@
 """GPU configurations checked as far as a CPU allows (docs/scale-out.md).
 
 - the accelerate config files parse with accelerate's own loader and pass its launcher's
-  validation; the environment that launcher would give the trainer is accepted (DDP) or
-  refused at start-up (FSDP, ZeRO-2), never trained unsharded;
+  validation; the environment that launcher would give the trainer is accepted (DDP, FSDP,
+  ZeRO-2; Megatron and sharded LoRA refused at start-up);
 - the GPU train configs load; the model presets build on the meta device with the
   published parameter counts; the memory estimator matches hand-worked numbers; the dry
   run builds what it can and trains nothing;
 - bf16 autocast keeps float32 weights; gradient checkpointing works with the shared
   prompt prefix (same log-probs and gradients as the plain forward);
 - ``accelerate launch --multi_gpu --num_processes 2`` on CPU (gloo) reaches the
-  one-process parameters and writes metrics and checkpoints once (slow).
+  one-process parameters and writes metrics and checkpoints once (slow); so does
+  ``accelerate launch --config_file configs/accelerate/fsdp.yaml`` (FSDP2, slow).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,14 +72,15 @@ def test_accelerate_config_parses_with_accelerates_loader(name: str) -> None:
     assert (cfg.mixed_precision, cfg.num_processes, cfg.num_machines, cfg.use_cpu) == ("bf16", 8, 1, False)
     if name == "fsdp":
         assert cfg.fsdp_config["fsdp_version"] == 2 and cfg.fsdp_config["fsdp_reshard_after_forward"] is True
-        assert cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "Qwen3DecoderLayer"
+        assert "fsdp_transformer_layer_cls_to_wrap" not in cfg.fsdp_config  # the model's _no_split_modules
+        assert cfg.fsdp_config["fsdp_cpu_ram_efficient_loading"] is False
     if name == "deepspeed_zero2":
         ds = cfg.deepspeed_config
         assert ds["zero_stage"] == 2 and ds["offload_optimizer_device"] == ds["offload_param_device"] == "none"
         assert ds["gradient_clipping"] == 1.0 and ds["gradient_accumulation_steps"] == 1
 
 
-def test_trainer_accepts_ddp_and_refuses_sharded_launches() -> None:
+def test_trainer_accepts_ddp_fsdp_and_zero2_launches() -> None:
     cfg = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml")
     ddp = _launcher_env("ddp")
     assert ddp["ACCELERATE_MIXED_PRECISION"] == "bf16"
@@ -86,12 +89,16 @@ def test_trainer_accepts_ddp_and_refuses_sharded_launches() -> None:
         check_launch(TrainConfig(), {**ddp, "WORLD_SIZE": "8"})
     fsdp = _launcher_env("fsdp")
     assert fsdp["ACCELERATE_USE_FSDP"] == "true" and fsdp["FSDP_RESHARD_AFTER_FORWARD"] == "true"
-    with pytest.raises(LaunchError, match="FSDP.*does not shard"):
-        check_launch(cfg, {**fsdp, "WORLD_SIZE": "8"})
+    assert check_launch(cfg, {**fsdp, "WORLD_SIZE": "8"}) == "fsdp"
     zero2 = _launcher_env("deepspeed_zero2")
     assert zero2["ACCELERATE_USE_DEEPSPEED"] == "true" and zero2["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == "2"
-    with pytest.raises(LaunchError, match="ZeRO-2"):
-        check_launch(cfg, {**zero2, "WORLD_SIZE": "8"})
+    assert check_launch(cfg, {**zero2, "WORLD_SIZE": "8"}) == "deepspeed"
+    lora = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml", ["use_lora=true"])
+    for env in (fsdp, zero2):
+        with pytest.raises(LaunchError, match="use_lora=true"):
+            check_launch(lora, {**env, "WORLD_SIZE": "8"})
+    with pytest.raises(LaunchError, match="ZeRO stages 1 and 2"):
+        check_launch(cfg, {**zero2, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3", "WORLD_SIZE": "8"})
 
 
 def test_launch_checks() -> None:
@@ -106,11 +113,15 @@ def test_launch_checks() -> None:
         check_launch(cfg, {"ACCELERATE_USE_MEGATRON_LM": "true"})
 
 
-def test_setup_refuses_fsdp_before_building_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_refuses_before_building_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fgrpo.trainer.train import setup
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(LaunchError, match="does not shard"):
+    with pytest.raises(LaunchError, match="use_lora=true"):
+        setup(TrainConfig(output_dir=str(tmp_path / "run"), use_lora=True))
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # accelerate enables DeepSpeed on GPUs only
+    with pytest.raises(LaunchError, match="without CUDA"):
         setup(TrainConfig(output_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
 
@@ -203,7 +214,8 @@ def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
     table = report["table"]
     assert table["fsdp"].peak < table["zero2"].peak < table["ddp"].peak
     assert 40 * memory.GIB < table["ddp"].peak < 80 * memory.GIB  # full fine-tuning of 4B fits an 80 GB GPU, barely
-    assert "refused at start-up" in text and "nothing was trained" in text
+    assert "runs (accelerate FSDP2" in text and "nothing was trained" in text
+    assert table["fsdp"].rollout_weights == 4_022_468_096 * 2 and table["ddp"].rollout_weights == 0  # bf16 copy
     assert report["prompt_tokens"] == 1024 and "assumed" in text  # no Qwen tokenizer offline
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
     lora = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml", ["use_lora=true", "lora_r=16"])
@@ -359,3 +371,52 @@ def test_accelerate_launch_two_cpu_processes_match_one_process(tmp_path: Path) -
     assert any('"grad_norm": 0.0' not in line for line in lines if '"reward/slate"' in line)  # a real update
     assert [p.name for p in (two / "checkpoints").glob("step-*")] == ["step-000002"]
     assert {p.name for p in (two / "checkpoints" / "step-000002").glob("rng-*.pt")} == {"rng-0.pt", "rng-1.pt"}
+
+
+@pytest.mark.slow
+def test_accelerate_launch_fsdp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
+    """The shipped fsdp.yaml (FSDP2, full shard) on CPU with gloo: 2 processes, each holding
+    half of every parameter, gradient and AdamW state, reach the one-process parameters.
+    Both runs use the plain forward (the one the trainer uses under FSDP, sharded.py), so
+    the two differ only in how the gradients are summed."""
+    from safetensors.torch import load_file
+
+    common = ["--config", "configs/toy.yaml", "sft_warmup_steps=300", "tensorboard=false", "group_size=4",
+              "prompts_per_step=2", "max_steps=2", "save_every=1", "eval_every=0", "torch_threads=1",
+              "share_prompt_prefix=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    fsdp = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACC / "fsdp.yaml"),
+            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "29518", "-m", "fgrpo", "train"]
+    one, two, resumed = tmp_path / "one", tmp_path / "two", tmp_path / "resumed"
+
+    def run(cmd: list[str]) -> None:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
+    run([sys.executable, "-m", "fgrpo", "train", *common, f"output_dir={one}"])
+    run([*fsdp, *common, f"output_dir={two}"])
+    a, b = load_file(one / "model" / "model.safetensors"), load_file(two / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    text = (two / "metrics.jsonl").read_text()
+    assert "launch: fsdp, 2 process(es)" in text
+    rows = [line for line in text.splitlines() if '"reward/slate"' in line]
+    assert len(rows) == 2 and any('"grad_norm": 0.0' not in line for line in rows)  # a real update, logged once
+    ckpt = two / "checkpoints" / "step-000002"
+    assert {p.name for p in ckpt.glob("rng-*.pt")} == {"rng-0.pt", "rng-1.pt"}
+    saved = load_file(ckpt / "model" / "model.safetensors")  # full weights, not one process's shard
+    assert all(saved[k].shape == b[k].shape and torch.equal(saved[k], b[k]) for k in b)
+    optim = torch.load(ckpt / "optimizer.pt", weights_only=False)  # full AdamW state, keyed by parameter name
+    assert set(optim["state"]) == set(b) - {"lm_head.weight"}  # the head is tied to the embedding: one state
+    assert all(st["exp_avg"].shape == b[name].shape for name, st in optim["state"].items())
+
+    # resume: from the step-1 checkpoint, step 2 again gives the uninterrupted run's weights
+    shutil.copytree(two, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-000002")
+    shutil.rmtree(resumed / "model")
+    run([*fsdp, *common, f"output_dir={resumed}", "--resume"])
+    c = load_file(resumed / "model" / "model.safetensors")
+    for k in b:
+        assert torch.allclose(b[k], c[k], atol=1e-6, rtol=1e-5), k
+    assert "resumed from" in (resumed / "metrics.jsonl").read_text()

@@ -48,8 +48,12 @@ def save_checkpoint(
     keep_last: int = 2,
     process_index: int = 0,
     barrier: Callable[[], None] = lambda: None,
+    model_state: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Called by every process: each writes its own RNG state, the main one the rest."""
+    """Called by every process: each writes its own RNG state, the main one the rest.
+    ``model_state`` / ``optimizer_state``: full state dicts gathered from a sharded model
+    and optimizer (fgrpo/trainer/sharded.py), written instead of the objects' own."""
     root = _ckpt_root(output_dir)
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-step-{step:06d}"
@@ -63,9 +67,9 @@ def save_checkpoint(
     torch.save(rng_state(), tmp / f"rng-{process_index}.pt")
     barrier()
     if main:
-        model.save_pretrained(tmp / "model")
+        model.save_pretrained(tmp / "model", state_dict=model_state)
         tokenizer.save_pretrained(tmp / "model")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
         _fsync_tree(tmp)

@@ -25,7 +25,8 @@ from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import precision_warnings
 
 DEFAULT_PROMPT_TOKENS = 1024
-RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "refused at start-up", "zero2": "refused at start-up"}
+RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "runs (accelerate FSDP2; run on CPU only)",
+                   "zero2": "runs (accelerate DeepSpeed; 1 CPU process only)"}
 
 
 @dataclass
@@ -211,19 +212,20 @@ def dry_run(
     numerics = "bf16 autocast over float32 weights" if prec.mixed else f"{cfg.dtype} weights and compute"
     echo(f"memory per GPU, {plan.strategy} on {plan.num_gpus} GPU(s), {numerics} (estimate, GiB):")
     labels = {"weights": "weights", "gradients": "gradients", "optimizer": "AdamW states",
-              "activations": f"activations, one group ({memory.training_tokens(work)} tokens"
+              "activations": f"activations, one group ({memory.training_tokens(memory.training_workload(work, plan.strategy))} tokens"
                              f"{', checkpointed' if work.gradient_checkpointing else ''})",
-              "logits": "logits + log-softmax (+ grad)", "rollout_kv": "rollout KV cache", "peak": "PEAK"}
+              "logits": "logits + log-softmax (+ grad)", "rollout_kv": "rollout KV cache",
+              "rollout_weights": "weights gathered for the rollout (FSDP)", "peak": "PEAK"}
     for key, gib in chosen.parts_gib().items():
         echo(f"  {labels[key]:<52} {gib:8.2f}")
     table = {s: memory.estimate(shape, work, prec, s, plan.num_gpus) for s in memory.STRATEGIES}
     echo(f"all strategies on {plan.num_gpus} GPU(s) (GiB; fits = peak <= {gpu_memory_gib:g} GiB):")
-    echo("| strategy | weights | grads | AdamW | activations + logits | rollout KV | peak | fits | fgrpo trainer |")
+    echo("| strategy | weights | grads | AdamW | activations + logits | rollout KV (+ gathered weights) | peak | fits | fgrpo trainer |")
     echo("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for s, e in table.items():
         fits = "yes" if e.peak <= gpu_memory_gib * memory.GIB else "no"
         echo(f"| {s} | {_gib(e.weights)} | {_gib(e.gradients)} | {_gib(e.optimizer)} | {_gib(e.activations + e.logits)} | "
-             f"{_gib(e.rollout_kv)} | **{_gib(e.peak)}** | {fits} | {RUNS_IN_TRAINER[s]} |")
+             f"{_gib(e.rollout_kv + e.rollout_weights)} | **{_gib(e.peak)}** | {fits} | {RUNS_IN_TRAINER[s]} |")
     for note in plan.problems + notes:
         echo(f"note: {note}")
     echo("dry run done: nothing was trained")

@@ -1,20 +1,20 @@
 """What ``fgrpo train`` does with the way it was launched, decided before anything is built.
 
-The trainer is data parallel by hand: every process holds the whole model and optimizer,
-takes its share of a step's prompt groups, and all-reduces (averages) the gradients after
-backward, the update DDP would make. It does not wrap the model in DDP (the shared-prefix
-forward calls the model twice per backward, which DDP's reducer rejects), and it does not
-shard anything. So:
-
 - plain ``fgrpo train``, ``torchrun``, ``accelerate launch --multi_gpu`` (and the
-  ``configs/accelerate/ddp.yaml`` file): run, one process or several;
-- an FSDP, DeepSpeed or Megatron launch: refused here with a message. accelerate itself
-  would not stop it: on a machine without GPUs ``Accelerator()`` quietly reports no
-  distributed type for an FSDP launch, and every GPU would train a full unsharded copy;
+  ``configs/accelerate/ddp.yaml`` file): data parallel by hand. Every process holds the
+  whole model and optimizer, takes its share of a step's prompt groups, and all-reduces
+  (averages) the gradients after backward, the update DDP would make. No DDP wrapper:
+  the shared-prefix forward calls the model twice per backward, which DDP's reducer rejects;
+- an FSDP or DeepSpeed launch (``configs/accelerate/fsdp.yaml``,
+  ``deepspeed_zero2.yaml``): the model and optimizer go through ``Accelerator.prepare``
+  and the engine shards and reduces (fgrpo/trainer/sharded.py). Full fine-tuning only:
+  with LoRA the trained state is a few MB, shard nothing and launch data parallel;
+- a Megatron-LM launch: refused (nothing in fgrpo splits layers or tensors);
 - ``accelerate launch --cpu --num_processes N``: refused, because accelerate's CPU
   launcher starts ONE process unless it goes through mpirun;
 - a launcher's ``--mixed_precision`` must agree with the config's ``mixed_precision``
-  (the trainer applies it itself: it never calls ``Accelerator.prepare``).
+  (the trainer applies it itself with autocast; under FSDP or DeepSpeed the engine's
+  bf16 policy, set from the same launcher value, comes on top).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 
 from fgrpo.config import ConfigError
 
+SHARDED = ("fsdp", "deepspeed")  # launches whose engine owns the model and optimizer (Accelerator.prepare)
 _WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
@@ -50,15 +51,23 @@ def check_launch(cfg: Any, env: Mapping[str, str] | None = None) -> str:
     """The strategy the trainer will run (see the module doc), or LaunchError."""
     env = os.environ if env is None else env
     strategy = launch_strategy(env)
-    if strategy in ("fsdp", "deepspeed", "megatron_lm"):
-        what = {"fsdp": "FSDP", "deepspeed": f"DeepSpeed ZeRO-{env.get('ACCELERATE_DEEPSPEED_ZERO_STAGE', '?')}",
-                "megatron_lm": "Megatron-LM"}[strategy]
+    if strategy == "megatron_lm":
         raise LaunchError(
-            f"launched with {what}, but fgrpo's trainer does not shard parameters, gradients or optimizer "
-            "states (it would train a full copy per process). Launch data parallel instead "
-            "(accelerate launch --config_file configs/accelerate/ddp.yaml, or torchrun), or estimate what "
-            f"{what} would need with: fgrpo train --config ... --dry-run --accelerate-config FILE. See docs/scale-out.md."
+            "launched with Megatron-LM, which fgrpo's trainer does not support (it splits no layer or tensor). "
+            "Launch with configs/accelerate/ddp.yaml, fsdp.yaml or deepspeed_zero2.yaml instead. See docs/scale-out.md."
         )
+    if strategy in SHARDED:
+        what = "FSDP" if strategy == "fsdp" else f"DeepSpeed ZeRO-{env.get('ACCELERATE_DEEPSPEED_ZERO_STAGE', '?')}"
+        if cfg.use_lora:
+            raise LaunchError(
+                f"launched with {what} and use_lora=true: fgrpo shards full fine-tuning only. LoRA's trained state "
+                "is a few MB, so launch data parallel (configs/accelerate/ddp.yaml) or set use_lora=false"
+            )
+        if strategy == "deepspeed" and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2") not in ("1", "2"):
+            raise LaunchError(
+                f"launched with {what}: fgrpo supports ZeRO stages 1 and 2 (parameters replicated, so every "
+                "process can sample rollouts on its own); use configs/accelerate/fsdp.yaml to shard parameters too"
+            )
     world_known = any(v in env for v in _WORLD_SIZE_VARS)
     if (strategy == "single" and env.get("ACCELERATE_USE_CPU", "").lower() == "true"
             and "MASTER_ADDR" in env and not world_known):

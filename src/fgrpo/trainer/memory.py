@@ -8,22 +8,27 @@ it counts, for the way fgrpo's trainer works:
   gradient all-reduce), ``fsdp`` (FSDP2 full shard: parameters, gradients and AdamW
   states split over the GPUs; one layer gathered at a time, plus the next one prefetched),
   ``zero2`` (DeepSpeed ZeRO-2: 16-bit parameters replicated, gradients and float32
-  master weights + AdamW states split; the ZeRO paper's count). Only ``ddp`` runs in the
-  trainer today (docs/scale-out.md).
+  master weights + AdamW states split; the ZeRO paper's count). All three run in the
+  trainer (docs/scale-out.md);
 - training activations of ONE micro-batch: the trainer runs forward and backward one
-  prompt group (G completions) at a time, so a step's other groups never coexist;
+  prompt group (G completions) at a time, so a step's other groups never coexist. Under
+  ``fsdp`` and ``zero2`` the training forward repeats the prompt for every completion
+  (one model call per micro-batch, fgrpo/trainer/sharded.py), whatever
+  ``share_prompt_prefix`` says;
 - the log-softmax over the vocabulary for that group's completion tokens;
 - the rollout KV cache of all of a GPU's prompt groups at once (an upper bound: the
-  engine may decode them one after another).
+  engine may decode them one after another); under ``fsdp`` also the whole model
+  gathered for the rollout (in the compute dtype).
 
 Peak = parameters + optimizer + max(gradients + training activations + logits, rollout KV
-cache), because rollouts run before backward (no gradients held) and free their cache.
+cache + gathered weights), because rollouts run before backward (no gradients held) and
+free their cache.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 GIB = 2**30
 STRATEGIES = ("ddp", "fsdp", "zero2")
@@ -80,6 +85,7 @@ class Estimate:
     activations: int  # one micro-batch (one prompt group), training forward
     logits: int  # vocabulary log-softmax of that micro-batch, with its gradient
     rollout_kv: int  # key/value cache while sampling
+    rollout_weights: int  # FSDP: the full model gathered while sampling (0 otherwise)
     peak: int
 
     def parts_gib(self) -> dict[str, float]:
@@ -149,13 +155,21 @@ def rollout_kv_bytes(shape: ModelShape, work: Workload, compute_bytes: int, num_
     return rows * (work.prompt_tokens + work.completion_tokens) * 2 * shape.kv_dim * shape.num_layers * compute_bytes
 
 
+def training_workload(work: Workload, strategy: str) -> Workload:
+    """The workload the training forward sees: under an engine (fsdp, zero2) one model call
+    per micro-batch, so the prompt is repeated for every completion."""
+    return work if strategy == "ddp" else replace(work, share_prompt_prefix=False)
+
+
 def estimate(shape: ModelShape, work: Workload, prec: Precision, strategy: str, num_gpus: int) -> Estimate:
     weights, grads, optim = model_state_bytes(shape, prec, strategy, num_gpus)
+    work = training_workload(work, strategy)
     act = activation_bytes(shape, work, prec.compute_bytes)
     logits = logits_bytes(shape, work, prec.compute_bytes)
     kv = rollout_kv_bytes(shape, work, prec.compute_bytes, num_gpus)
-    peak = weights + optim + max(grads + act + logits, kv)
-    return Estimate(strategy, num_gpus, weights, grads, optim, act, logits, kv, peak)
+    gathered = shape.total_params * (2 if prec.mixed else prec.param_bytes) if strategy == "fsdp" else 0
+    peak = weights + optim + max(grads + act + logits, kv + gathered)
+    return Estimate(strategy, num_gpus, weights, grads, optim, act, logits, kv, gathered, peak)
 
 
 def lora_params(linear_shapes: list[tuple[int, int]], rank: int) -> int:

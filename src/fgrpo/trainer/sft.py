@@ -160,6 +160,7 @@ def supervised_steps(
                 "sft/lr": scheduler.get_last_lr()[0],
                 "step_time_s": time.perf_counter() - t0,
             })
+    optimizer.zero_grad(set_to_none=True)  # the last step's gradients would add to the caller's next backward
     model.eval()
     return losses
 

@@ -8,11 +8,13 @@ Several processes (``torchrun`` / ``accelerate launch``) split each step's promp
 gradients are averaged by an all-reduce after backward rather than by a DDP wrapper,
 because the shared-prefix forward calls the model twice per backward, which DDP's
 reducer does not allow. The loss normalizer is global, so the update equals one process
-doing all groups.
+doing all groups. Under FSDP or DeepSpeed the engine owns the model and optimizer and
+does the reduction; what changes then is in fgrpo/trainer/sharded.py.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
@@ -37,12 +39,31 @@ from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 from fgrpo.rollout.engine import generate
-from fgrpo.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fgrpo.trainer.checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_weights,
+    save_checkpoint,
+)
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
-from fgrpo.trainer.launch import check_launch, enable_autocast, precision_warnings
+from fgrpo.trainer.launch import (
+    SHARDED,
+    LaunchError,
+    check_launch,
+    enable_autocast,
+    precision_warnings,
+)
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.sft import supervised_steps
+from fgrpo.trainer.sharded import (
+    full_params,
+    full_state_dicts,
+    make_accelerator,
+    prepare,
+    resume_fsdp,
+)
 
 
 class TrainingStopped(RuntimeError):
@@ -100,14 +121,18 @@ class Run:
     log: MetricsLog | None
     start_step: int = 0
     ref_model: Any = None
+    strategy: str = "single"  # from launch.check_launch; 'fsdp' / 'deepspeed': the engine owns model and optimizer
     prompt_cache: dict[str, list[int]] = field(default_factory=dict)
 
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
-    from accelerate import Accelerator
-
-    strategy = check_launch(cfg)  # FSDP/DeepSpeed launches refused here, before accelerate ignores them
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    strategy = check_launch(cfg)  # unsupported launches refused here, before anything is built
+    accelerator = make_accelerator(strategy)
+    if strategy in SHARDED and cfg.prompts_per_step % accelerator.num_processes:
+        # an engine reduces inside every backward: processes with more prompt groups than
+        # others would wait forever for a partner in their extra reductions
+        raise LaunchError(f"under {strategy}, prompts_per_step ({cfg.prompts_per_step}) must be a multiple of the "
+                          f"number of processes ({accelerator.num_processes})")
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     random.seed(cfg.seed)
@@ -133,6 +158,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
             log.note(message)
 
     ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None and strategy == "deepspeed":
+        raise LaunchError(f"--resume of a DeepSpeed run is not implemented (no optimizer state is saved); "
+                          f"start a new run from its weights: model={ckpt / 'model'}")
     if cfg.sft_warmup_steps > 0 and ckpt is None:
         supervised_steps(
             model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
@@ -150,10 +178,19 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     optimizer = torch.optim.AdamW(
         params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
     )
-    scheduler = make_scheduler(optimizer, cfg)
-    run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model)
-    if ckpt is not None:
+    scheduler = make_scheduler(optimizer, cfg)  # on the bare AdamW: it sets the lr the engine's optimizer uses
+    if strategy in SHARDED:
+        if ckpt is not None:  # full weights into the full model, before it is sharded
+            load_model_weights(model, ckpt / "model")
+        model, optimizer = prepare(accelerator, strategy, model, optimizer, cfg.group_size)
+    run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model, strategy=strategy)
+    if ckpt is not None and strategy == "fsdp":
+        state = resume_fsdp(run, ckpt)
+    elif ckpt is not None:
+        if json.loads((ckpt / STATE_FILE).read_text()).get("launch") == "fsdp":  # its optimizer state is keyed by name
+            raise LaunchError(f"{ckpt} was written by an FSDP run; resume it with the same launch")
         state = load_checkpoint(ckpt, model, optimizer, scheduler, accelerator.process_index)
+    if ckpt is not None:
         run.start_step = int(state["step"])
         if log:
             log.note(f"resumed from {ckpt} at step {run.start_step}")
@@ -189,7 +226,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     model.eval()
     slots = range(acc.process_index, cfg.prompts_per_step, acc.num_processes)
     generators = [rollout_generator(cfg.seed, step, slot) for slot in slots]
-    rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators)
+    with full_params(model, run.strategy):
+        rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators)
     texts = decode_completions(tok, rolls.completions)
 
     # 2. parse and reward, each phase on its own
@@ -213,12 +251,16 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     if acc.num_processes > 1:
         normalizer = acc.reduce(normalizer.to(acc.device), reduction="sum")
     model.train()
+    sharded = run.strategy in SHARDED
+    share = cfg.share_prompt_prefix and not sharded  # one model call per micro-batch under an engine (sharded.py)
     old_logps: list[torch.Tensor] = []
     stats: Counter[str] = Counter()
     for epoch in range(cfg.ppo_epochs):
         for p, prompt in enumerate(prompts):
             rows = slice(p * g, (p + 1) * g)
-            logp, mask = completion_logprobs(model, prompt, rolls.completions[rows], tok.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+            if run.strategy == "deepspeed":  # DeepSpeed steps inside backward: only after the last micro-batch
+                acc.gradient_state._set_sync_gradients(epoch == cfg.ppo_epochs - 1 and p == len(prompts) - 1)
+            logp, mask = completion_logprobs(model, prompt, rolls.completions[rows], tok.pad_token_id, cfg.temperature, share)
             mask = mask & completion_mask[rows, : mask.shape[1]].to(mask.device)
             if epoch == 0:  # before any update of this step: the rollout policy itself
                 old_logps.append(logp.detach())
@@ -234,15 +276,19 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
             stats["loss"] += loss.item() / cfg.ppo_epochs
             stats["clipped"] += float((clipped & mask).sum())
             stats["tokens"] += float(mask.sum())
-            stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not cfg.share_prompt_prefix else len(prompt) + mask.shape[1] * g
+            stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not share else len(prompt) + mask.shape[1] * g
 
     # 5. optimizer step, skipped when the loss or gradient is not finite
     params = [q for q in model.parameters() if q.requires_grad]
-    if acc.num_processes > 1:
-        for q in params:
-            if q.grad is not None:
-                q.grad = acc.reduce(q.grad, reduction="mean")
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    if sharded:  # the engine has reduced (and DeepSpeed has already clipped and stepped, see sharded.py)
+        norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        grad_norm = torch.tensor(math.nan if norm is None else float(getattr(norm, "full_tensor", lambda: norm)()))
+    else:
+        if acc.num_processes > 1:
+            for q in params:
+                if q.grad is not None:
+                    q.grad = acc.reduce(q.grad, reduction="mean")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
     finite = math.isfinite(stats["loss"]) and bool(torch.isfinite(grad_norm))
     if finite:
         run.optimizer.step()
@@ -323,8 +369,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     step = run.start_step
     bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
     try:
-        if cfg.eval_every and run.valid and step == 0 and run.log is not None:
-            run.log.write({"step": 0, **validate(run)})  # the warm start's score, the curve's origin
+        if cfg.eval_every and run.valid and step == 0 and (run.log is not None or run.strategy in SHARDED):
+            scores = validate(run)  # under FSDP every process takes part in gathering the weights
+            if run.log is not None:
+                run.log.write({"step": 0, **scores})  # the warm start's score, the curve's origin
         while step < cfg.max_steps and not stop["requested"]:
             row = train_step(run, step)
             step += 1
@@ -353,17 +401,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             signal.signal(sig, handler)
         if run.log:
             run.log.close()
-    if step >= cfg.max_steps and run.accelerator.is_main_process:
-        save_final_model(run, out / "model")
+    if step >= cfg.max_steps:
+        model_sd, _ = full_state_dicts(run)  # every process takes part under FSDP
+        if run.accelerator.is_main_process:
+            save_final_model(run, out / "model", model_sd)
     return out
 
 
 def checkpoint(run: Run, step: int) -> None:
     acc = run.accelerator
+    model_sd, optim_sd = full_state_dicts(run)
     save_checkpoint(
-        run.cfg.output_dir, step, run.model, run.tokenizer, run.optimizer, run.scheduler,
-        {"seed": run.cfg.seed, "num_processes": acc.num_processes}, run.cfg.keep_last,
-        process_index=acc.process_index, barrier=acc.wait_for_everyone,
+        run.cfg.output_dir, step, acc.unwrap_model(run.model) if run.strategy in SHARDED else run.model, run.tokenizer, run.optimizer, run.scheduler,
+        {"seed": run.cfg.seed, "num_processes": acc.num_processes, "launch": run.strategy}, run.cfg.keep_last,
+        process_index=acc.process_index, barrier=acc.wait_for_everyone, model_state=model_sd, optimizer_state=optim_sd,
     )
 
 
@@ -371,17 +422,19 @@ def validate(run: Run) -> dict[str, float]:
     from fgrpo.evaluation.evaluate import predict, score_predictions
 
     examples = run.valid[: run.cfg.eval_limit]
-    preds = predict(run.model, run.tokenizer, examples, run.cfg.max_slate, run.cfg.max_rank, run.cfg.max_new_tokens, progress=False)
+    with full_params(run.model, run.strategy):
+        preds = predict(run.model, run.tokenizer, examples, run.cfg.max_slate, run.cfg.max_rank, run.cfg.max_new_tokens, progress=False)
     scores = score_predictions(preds, examples)
     return {f"valid/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
 
 
-def save_final_model(run: Run, folder: Path) -> None:
-    """A normal Hugging Face folder; with LoRA, the adapters merged into the base weights."""
-    model = run.model
+def save_final_model(run: Run, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """A normal Hugging Face folder; with LoRA, the adapters merged into the base weights.
+    ``state_dict``: the gathered full weights of a sharded model (sharded.full_state_dicts)."""
+    model = run.accelerator.unwrap_model(run.model) if run.strategy in SHARDED else run.model
     if run.cfg.use_lora:
         model = model.merge_and_unload()
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, state_dict=state_dict)
     run.tokenizer.save_pretrained(folder)
     from fgrpo.models.card import write_model_card
 
