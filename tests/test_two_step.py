@@ -325,3 +325,14 @@ def test_compare_runs_a_decoupled_sft_row(tmp_path: Path) -> None:
     rec = json.loads((run / "metrics.json").read_text())
     assert rec["train_s"] > 0 and rec["metrics"]["num_examples"] == 8
     assert "2 models ×" in outcome.files["results.md"].read_text()
+
+
+def test_shipped_llm_baselines_experiment_loads() -> None:
+    from fgrpo.experiments.compare import expand_runs, load_compare_config
+
+    runs = expand_runs(load_compare_config(Path(__file__).resolve().parents[1] / "configs" / "compare_ml100k_llm_baselines.yaml"))
+    kinds = {r.method: r.kind for r in runs}
+    assert kinds == {"zeroshot": "zeroshot", "zeroshot-two-step": "zeroshot", "sft": "sft", "decoupled-sft": "decoupled_sft",
+                     "popularity": "scorer", "random": "scorer"}  # fmt: skip
+    dec, sft = (next(r for r in runs if r.method == m and r.seed == 0) for m in ("decoupled-sft", "sft"))
+    assert dec.train_cfg.max_steps == dec.ranker_cfg.max_steps == sft.train_cfg.max_steps  # each half: the sft budget
