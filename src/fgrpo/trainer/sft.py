@@ -128,10 +128,10 @@ def supervised_steps(
     max_grad_norm: float = 1.0,
     filler_order: FillerOrder | None = None,
     slate_order: str = "shuffled",
-    target: str = "both",
     log: Callable[[dict[str, float]], None] | None = None,
     log_every: int = 10,
     desc: str = "sft",
+    target: str = "both",
 ) -> list[float]:
     """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses.
     ``target``: what is supervised (module docstring): both phases, the slate or the ranking."""

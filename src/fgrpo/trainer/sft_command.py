@@ -42,7 +42,8 @@ def run_sft(cfg: SFTConfig) -> Path:
     supervised_steps(
         model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
         cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
-        filler_order(cfg.filler_policy, train), cfg.slate_order, cfg.target, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+        filler_order(cfg.filler_policy, train), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+        target=cfg.target,
     )
     if cfg.use_lora:
         model = model.merge_and_unload()
