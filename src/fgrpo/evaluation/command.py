@@ -23,8 +23,11 @@ from fgrpo.evaluation.metrics import format_markdown_table, metric_keys
 class EvalConfig:
     """``fgrpo eval``: greedy decoding on a split, metrics through ir_measures."""
 
-    model: str = option("runs/train/model", "Model folder to evaluate (ignored by the scorer methods).")
-    method: Literal["model", "random", "popularity", "bm25", "dense", "sasrec", "gru4rec"] = option("model", "What produces the rankings: the LLM, or a scorer baseline that ranks the pool (dense: zero-shot MiniLM cosine; sasrec/gru4rec: trained here on train.jsonl first).")
+    model: str = option("runs/train/model", "Model folder to evaluate, or 'builtin:smollm2-135m-instruct' (ignored by the scorer methods).")
+    method: Literal["model", "zeroshot", "two_step", "random", "popularity", "bm25", "dense", "sasrec", "gru4rec"] = option("model", "What produces the rankings: model (the LLM, one answer), zeroshot (the same with the zero-shot prompt, for an untrained instruct model), two_step (selector writes the slate, then ranker ranks it: docs/zero-shot-and-decoupled.md), or a scorer baseline that ranks the pool (dense: zero-shot MiniLM cosine; sasrec/gru4rec: trained here on train.jsonl first).")
+    prompt_style: Literal["standard", "zeroshot"] | None = option(None, "LLM methods: 'standard' (the prompt models are trained on) or 'zeroshot' (steps spelled out plus a worked example); null: zeroshot for method=zeroshot, standard otherwise.")
+    selector: str | None = option(None, "two_step: model writing the slate (step 1); null: `model`.")
+    ranker: str | None = option(None, "two_step: model ranking the selector's slate (step 2); null: `model`.")
     dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity/sasrec/gru4rec, train.jsonl).")
     split: Literal["test", "valid", "train"] = option("test", "Which split to score.")
     limit: int | None = option(None, "Score only the first N examples of the split (None: all).")
@@ -51,6 +54,10 @@ class EvalConfig:
     seq_dropout: float | None = option(None, "sasrec/gru4rec: dropout rate (None: 0.2 for sasrec, 0.5 for gru4rec).")
 
     def validate(self) -> None:
+        if self.method == "zeroshot" and self.prompt_style == "standard":
+            raise ValueError("key 'prompt_style': method 'zeroshot' is the zeroshot prompt; use method=model for the standard one")
+        if self.method != "two_step" and (self.selector is not None or self.ranker is not None):
+            raise ValueError("keys 'selector' and 'ranker' are for method=two_step only")
         if self.max_rank > self.max_slate:
             raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
         if self.limit is not None and self.limit < 1:
@@ -67,6 +74,34 @@ class EvalConfig:
 
 
 TRAINED_METHODS = ("popularity", "sasrec", "gru4rec")  # read train.jsonl of the dataset
+LLM_METHODS = ("model", "zeroshot", "two_step")  # decode slate + ranking answers (the rest score the pool)
+
+
+def prompt_style(cfg: EvalConfig) -> Literal["standard", "zeroshot"]:
+    """The prompt style an LLM method decodes with (the null default resolved)."""
+    return cfg.prompt_style or ("zeroshot" if cfg.method == "zeroshot" else "standard")
+
+
+def llm_predictions(cfg: EvalConfig, examples: list[Example]) -> list[dict[str, Any]]:
+    """Greedy answers of the LLM method(s): one answer (model, zeroshot) or two (two_step)."""
+    from fgrpo.ranker import Ranker
+
+    style = prompt_style(cfg)
+    if cfg.method != "two_step":
+        ranker = Ranker.from_pretrained(cfg.model, cfg.dtype)
+        return predict(
+            ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
+            constrained=cfg.constrained, style=style,
+        )
+    from fgrpo.evaluation.two_step import predict_two_step
+
+    selector_path, ranker_path = cfg.selector or cfg.model, cfg.ranker or cfg.model
+    selector = Ranker.from_pretrained(selector_path, cfg.dtype)
+    ranker = selector if ranker_path == selector_path else Ranker.from_pretrained(ranker_path, cfg.dtype)
+    return predict_two_step(
+        selector.model, selector.tokenizer, ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank,
+        cfg.max_new_tokens, cfg.batch_size, constrained=cfg.constrained, style=style,
+    )  # fmt: skip
 
 
 def load_split(cfg: EvalConfig) -> tuple[list[Example], list[Example]]:
@@ -132,14 +167,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     save_config(cfg, out / "config.yaml")
     examples, train = load_split(cfg)
     extra: dict[str, float] = {}
-    if cfg.method == "model":
-        from fgrpo.ranker import Ranker
-
-        ranker = Ranker.from_pretrained(cfg.model, cfg.dtype)
-        preds = predict(
-            ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
-            constrained=cfg.constrained,
-        )
+    if cfg.method in LLM_METHODS:
+        preds = llm_predictions(cfg, examples)
     else:
         preds, extra = scorer_predictions(cfg, examples, train)
     metrics = score_predictions(preds, examples, tuple(cfg.ks))

@@ -11,9 +11,24 @@ from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
 from fgrpo.format.constrained import FormatConstraint
-from fgrpo.format.prompts import encode_prompt
+from fgrpo.format.prompts import Style, encode_prompt
 from fgrpo.format.spans import decode_completions
 from fgrpo.rollout.engine import generate
+
+
+def prediction_row(example: Example, text: str, max_slate: int, max_rank: int) -> dict[str, Any]:
+    """One prediction from a completion: slate, ranking (empty when that phase is invalid), raw text."""
+    p = parse_completion(text, example.num_candidates, max_slate, max_rank)
+    return {
+        "id": example.id,
+        "slate": p.slate if p.slate_valid else [],
+        "ranking": p.ranking if p.rank_valid else [],
+        "relevant": sorted(example.relevant_numbers()),
+        "slate_valid": p.slate_valid,
+        "rank_valid": p.rank_valid,
+        "errors": p.errors,
+        "completion": text,
+    }
 
 
 def predict(
@@ -26,30 +41,21 @@ def predict(
     batch_size: int = 8,
     progress: bool = True,
     constrained: bool = False,
+    style: Style = "standard",
 ) -> list[dict[str, Any]]:
-    """One prediction per example: slate, ranking (empty when that phase is invalid), raw text."""
+    """One prediction per example (:func:`prediction_row`) from one greedy answer each;
+    ``style``: the prompt style (fgrpo.format.prompts; ``zeroshot`` for untrained models)."""
     out: list[dict[str, Any]] = []
     starts = range(0, len(examples), batch_size)
     for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
-        prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank) for ex in chunk]
+        prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank, style=style) for ex in chunk]
         constraint = (
             FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank) if constrained else None
         )
         rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0, constraint=constraint)
         texts = decode_completions(tokenizer, rolls.completions)
-        for ex, text in zip(chunk, texts, strict=True):
-            p = parse_completion(text, ex.num_candidates, max_slate, max_rank)
-            out.append({
-                "id": ex.id,
-                "slate": p.slate if p.slate_valid else [],
-                "ranking": p.ranking if p.rank_valid else [],
-                "relevant": sorted(ex.relevant_numbers()),
-                "slate_valid": p.slate_valid,
-                "rank_valid": p.rank_valid,
-                "errors": p.errors,
-                "completion": text,
-            })
+        out.extend(prediction_row(ex, text, max_slate, max_rank) for ex, text in zip(chunk, texts, strict=True))
     return out
 
 

@@ -133,8 +133,9 @@ def format_mean_ci(mean: float, half: float | None, digits: int = 3) -> str:
 
 # ------------------------------------------------------------------ config
 
-Kind = Literal["train", "sft", "scorer", "model"]
-TRAINED_KINDS = ("train", "sft")
+Kind = Literal["train", "sft", "scorer", "model", "zeroshot", "decoupled_sft"]
+TRAINED_KINDS = ("train", "sft")  # one training run whose model a later method can start from
+SEEDED_KINDS = (*TRAINED_KINDS, "decoupled_sft")  # trained per seed
 SEEDED_SCORERS = ("random", "sasrec", "gru4rec")  # their output changes with the seed
 SET_BY_COMPARE = ("seed", "output_dir")  # one per run, chosen by the runner
 # what an `sft` method inherits from `base`: the model and the data, not the RL optimizer keys
@@ -145,6 +146,9 @@ EVAL_FROM_BASE = ("dataset", "max_slate", "max_rank", "toy_pool_size", "toy_max_
 TOY_EVAL_SEED = 0
 # config keys that do not change what a run computes (left out of its fingerprint)
 BOOKKEEPING = ("torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "batch_size", "dense_batch_size")  # the toy test split all runs share: `fgrpo eval dataset=toy seed=0`
+# keys added after runs were recorded, left out of the fingerprint at their default: adding
+# them changed nothing those runs computed, so their finished results stay valid
+LATER_KEYS: dict[str, Any] = {"target": "both", "prompt_style": None, "selector": None, "ranker": None}
 
 
 @dataclass
@@ -152,11 +156,11 @@ class MethodSpec:
     """One entry of ``methods:`` in an experiment file."""
 
     name: str = option("", "Row name in the results (unique); a sweep appends [key=value, ...].")
-    kind: Kind = option("train", "train: `fgrpo train` then eval; sft: `fgrpo sft` then eval; scorer: `fgrpo eval method=...` (random, popularity, bm25, dense, sasrec, gru4rec); model: evaluate an existing model folder.")
-    overrides: dict[str, Any] = option({}, "Keys of the command's config: TrainConfig (train, over `base`), SFTConfig (sft, over the model/data keys of `base`), EvalConfig (scorer: `method`, default the name; model: `model`, the folder).")
+    kind: Kind = option("train", "train: `fgrpo train` then eval; sft: `fgrpo sft` then eval; scorer: `fgrpo eval method=...` (random, popularity, bm25, dense, sasrec, gru4rec); model: evaluate an existing model folder; zeroshot: an untrained model with the zero-shot prompt, one answer (method zeroshot) or two (method two_step); decoupled_sft: `fgrpo sft target=slate` and `target=rank` (each with the same SFT budget), then eval method=two_step of the pair.")
+    overrides: dict[str, Any] = option({}, "Keys of the command's config: TrainConfig (train, over `base`), SFTConfig (sft and decoupled_sft, over the model/data keys of `base`), EvalConfig (scorer: `method`, default the name; model: `model`, the folder; zeroshot: `model`, default base's, and `method`, zeroshot or two_step).")
     sweep: dict[str, Any] = option({}, "key -> list of values: one method per combination (cartesian product), e.g. {rank_weight: [0.5, 1, 2]}.")
-    warm_start: str | None = option(None, "train/sft only: name of an earlier train/sft method whose model (same seed) this one starts from.")
-    seeds: list[int] | None = option(None, "Seeds of this method (null: all seeds for train/sft and the seeded scorers random/sasrec/gru4rec; the first seed only for deterministic ones).")
+    warm_start: str | None = option(None, "train/sft/decoupled_sft only: name of an earlier train/sft method whose model (same seed) this one starts from (decoupled_sft: both of its models).")
+    seeds: list[int] | None = option(None, "Seeds of this method (null: all seeds for train/sft/decoupled_sft and the seeded scorers random/sasrec/gru4rec; the first seed only for deterministic ones).")
     eval: dict[str, Any] = option({}, "EvalConfig keys for this method's evaluation, over the experiment's `eval`.")
 
 
@@ -202,6 +206,16 @@ class RunSpec:
     warm_start: Path | None = None  # model folder written by an earlier run
     toy_source: EvalConfig | None = None  # set when eval_cfg.dataset must first be written from the toy task
     warm_from: RunSpec | None = None  # the run that writes warm_start
+    ranker_cfg: SFTConfig | None = None  # decoupled_sft: the ranker's SFT (train_cfg is the selector's)
+
+    def train_phases(self) -> list[tuple[str, TrainConfig | SFTConfig, str]]:
+        """(command, config, log/config file stem) of each training subprocess, in order."""
+        if self.command is None or self.train_cfg is None:
+            return []
+        phases: list[tuple[str, TrainConfig | SFTConfig, str]] = [(self.command, self.train_cfg, self.command)]
+        if self.ranker_cfg is not None:
+            phases.append(("sft", self.ranker_cfg, "sft_ranker"))
+        return phases
 
     @property
     def marker(self) -> Path:
@@ -211,8 +225,11 @@ class RunSpec:
         """Fingerprint of what the run computes ("train": its training config only). A finished
         run whose experiment entry was edited since (say base.max_steps) is redone, not reused;
         keys that only change bookkeeping are left out, so changing them reuses the results."""
-        configs = [self.train_cfg] if part == "train" else [self.train_cfg, self.eval_cfg]
-        values: list[Any] = [{k: v for k, v in dataclasses.asdict(c).items() if k not in BOOKKEEPING} for c in configs if c is not None]
+        configs = [self.train_cfg, self.ranker_cfg] if part == "train" else [self.train_cfg, self.ranker_cfg, self.eval_cfg]
+        values: list[Any] = [
+            {k: v for k, v in dataclasses.asdict(c).items() if k not in BOOKKEEPING and not (k in LATER_KEYS and v == LATER_KEYS[k])}
+            for c in configs if c is not None
+        ]  # fmt: skip
         if self.warm_from is not None:  # a redone warm start makes the runs from it stale too
             values.append(self.warm_from.digest("train"))
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -233,7 +250,7 @@ class RunSpec:
                     "warm_start": self.warm_start is not None}  # fmt: skip
         if isinstance(c, SFTConfig):
             return {"sft_steps": c.max_steps, "batch_size": c.batch_size, "examples": c.max_steps * c.batch_size,
-                    "warm_start": self.warm_start is not None}  # fmt: skip
+                    "sft_models": 1 if self.ranker_cfg is None else 2, "warm_start": self.warm_start is not None}  # fmt: skip
         return {}
 
 
@@ -244,6 +261,8 @@ def budget_text(budget: dict[str, Any]) -> str:
             text += f" (+{budget['sft_warmup_steps']} SFT warm-up steps)"
     elif "examples" in budget:
         text = f"{budget['sft_steps']} SFT steps × {budget['batch_size']} = {budget['examples']:,} examples"
+        if budget.get("sft_models", 1) > 1:  # decoupled_sft: each of its models got that budget
+            text = f"{budget['sft_models']} models × ({text})"
     else:
         return "-"
     return text + (" from the warm start" if budget.get("warm_start") else "")
@@ -272,7 +291,7 @@ def _sweep_combos(sweep: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 
 def _default_seeds(kind: str, scorer: str | None, seeds: list[int]) -> list[int]:
-    if kind in TRAINED_KINDS or (kind == "scorer" and scorer in SEEDED_SCORERS):
+    if kind in SEEDED_KINDS or (kind == "scorer" and scorer in SEEDED_SCORERS):
         return list(seeds)
     return seeds[:1]  # deterministic: another seed would only repeat the same numbers
 
@@ -300,7 +319,7 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
         label = f"methods[{i}] '{m.name}'"
         if m.name in specs:
             raise ConfigError(f"{label}: key 'name' repeats an earlier method")
-        cls: type = {"train": TrainConfig, "sft": SFTConfig}.get(m.kind, EvalConfig)
+        cls: type = {"train": TrainConfig, "sft": SFTConfig, "decoupled_sft": SFTConfig}.get(m.kind, EvalConfig)
         _forbid(m.overrides, SET_BY_COMPARE, f"{label}.overrides", "is set by compare per run")
         _forbid(m.sweep, SET_BY_COMPARE, f"{label}.sweep", "is set by compare per run")
         _forbid(m.eval, (*SET_BY_COMPARE, "model", "method"), f"{label}.eval", "is set by compare per run")
@@ -317,13 +336,21 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                 raise ConfigError(f"{label}.overrides: key 'model' is required for kind model (the folder to evaluate)")
             if overrides.setdefault("method", "model") != "model":
                 raise ConfigError(f"{label}.overrides: key 'method' must be 'model' for kind model (use kind: scorer)")
+        if m.kind == "zeroshot":
+            overrides.setdefault("model", base_cfg.model)
+            if overrides.setdefault("method", "zeroshot") not in ("zeroshot", "two_step"):
+                raise ConfigError(f"{label}.overrides: key 'method' must be 'zeroshot' or 'two_step' for kind zeroshot")
+            overrides.setdefault("prompt_style", "zeroshot")  # two_step too: an untrained model needs the worked example
+        if m.kind == "decoupled_sft":  # its two halves are the two targets
+            _forbid(m.overrides, ("target",), f"{label}.overrides", "is set by kind decoupled_sft (slate, then rank)")
+            _forbid(m.sweep, ("target",), f"{label}.sweep", "is set by kind decoupled_sft (slate, then rank)")
         seeds = list(m.seeds) if m.seeds is not None else _default_seeds(m.kind, scorer, cfg.seeds)
         if not seeds or len(set(seeds)) != len(seeds):
             raise ConfigError(f"{label}: key 'seeds' must be a non-empty list without repeats, got {seeds}")
         warm: MethodSpec | None = None
         if m.warm_start is not None:
-            if m.kind not in TRAINED_KINDS:
-                raise ConfigError(f"{label}: key 'warm_start' is only for train and sft methods")
+            if m.kind not in SEEDED_KINDS:
+                raise ConfigError(f"{label}: key 'warm_start' is only for train, sft and decoupled_sft methods")
             if m.warm_start not in specs:
                 raise ConfigError(f"{label}: key 'warm_start' names '{m.warm_start}', which is not an earlier method")
             warm, warm_seeds, n_warm = specs[m.warm_start]
@@ -346,25 +373,32 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                 warm_dir = out_dir / "runs" / _slug(m.warm_start) / f"seed{seed}" / "train" / "model" if warm else None
                 where = f"{label}" + (f" sweep {combo}" if combo else "")
                 train_cfg: TrainConfig | SFTConfig | None = None
+                ranker_cfg: SFTConfig | None = None
                 values = {**overrides, **combo}
                 if m.kind == "train":
                     merged = {**base_values, **values, "seed": seed, "output_dir": str(run_dir / "train")}
                     if warm_dir is not None:
                         merged["model"] = str(warm_dir)
                     train_cfg = build_config(TrainConfig, merged, where)
-                elif m.kind == "sft":
+                elif m.kind in ("sft", "decoupled_sft"):
                     shared = {k: v for k, v in base_values.items() if k in SFT_FROM_BASE}
                     merged = {**shared, **values, "seed": seed, "output_dir": str(run_dir / "train")}
                     if warm_dir is not None:
                         merged["model"] = str(warm_dir)
+                    if m.kind == "decoupled_sft":  # equal budget: each half gets the same SFT keys
+                        merged["target"] = "slate"
+                        ranker_cfg = build_config(SFTConfig, {**merged, "target": "rank", "output_dir": str(run_dir / "train_ranker")}, where)
                     train_cfg = build_config(SFTConfig, merged, where)
                 ev = {k: getattr(base_cfg, k) for k in EVAL_FROM_BASE}
                 if train_cfg is not None:  # decode like this run was trained to (its own max_new_tokens, limits)
                     ev.update({k: getattr(train_cfg, k) for k in EVAL_FROM_BASE if hasattr(train_cfg, k)})
                 ev.update(eval_top)
                 ev.update(eval_method)
-                if m.kind in ("scorer", "model"):
+                if m.kind in ("scorer", "model", "zeroshot"):
                     ev.update(values)
+                elif m.kind == "decoupled_sft":
+                    ev.update({"method": "two_step", "model": str(run_dir / "train" / "model"),
+                               "selector": str(run_dir / "train" / "model"), "ranker": str(run_dir / "train_ranker" / "model")})  # fmt: skip
                 else:
                     ev.update({"method": "model", "model": str(run_dir / "train" / "model")})
                 ev.update({"seed": seed, "output_dir": str(run_dir / "eval")})
@@ -378,9 +412,9 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                     eval_cfg = dataclasses.replace(eval_cfg, dataset=str(folder))
                 runs.append(RunSpec(
                     method=display, kind=m.kind, seed=seed, run_dir=run_dir, producer=m.kind != "scorer",
-                    command=m.kind if m.kind in TRAINED_KINDS else None, train_cfg=train_cfg, eval_cfg=eval_cfg,
-                    warm_start=warm_dir, toy_source=toy_source,
-                    warm_from=trained_runs[(m.warm_start, seed)] if warm and m.warm_start else None,
+                    command={"train": "train", "sft": "sft", "decoupled_sft": "sft"}.get(m.kind), train_cfg=train_cfg,
+                    eval_cfg=eval_cfg, warm_start=warm_dir, toy_source=toy_source,
+                    warm_from=trained_runs[(m.warm_start, seed)] if warm and m.warm_start else None, ranker_cfg=ranker_cfg,
                 ))  # fmt: skip
                 trained_runs[(display, seed)] = runs[-1]
             per_method.append(runs)
@@ -535,24 +569,29 @@ def run_one(spec: RunSpec, poll_seconds: float = 0.2) -> dict[str, Any]:
         "budget": spec.budget(), "run_dir": str(spec.run_dir), "config_digest": spec.digest(),
     }  # fmt: skip
     train_phase: dict[str, Any] | None = None
-    if spec.command is not None and spec.train_cfg is not None:
+    if phases := spec.train_phases():
         phase_file = spec.run_dir / "train_phase.json"
-        model_dir = Path(spec.train_cfg.output_dir) / "model"
+        model_dirs = [Path(c.output_dir) / "model" for _, c, _ in phases]
         trained = json.loads(phase_file.read_text()) if phase_file.is_file() else None
-        if trained and trained.get("config_digest") in (None, spec.digest("train")) and (model_dir / "config.json").is_file():
+        if trained and trained.get("config_digest") in (None, spec.digest("train")) and all((d / "config.json").is_file() for d in model_dirs):
             train_phase = trained  # trained before an interruption: only re-evaluate
         else:
             if spec.warm_start is not None and not (spec.warm_start / "config.json").is_file():
                 raise RunFailed(f"{spec.method} seed {spec.seed}: warm start {spec.warm_start} does not exist (its run failed?)")
-            shutil.rmtree(spec.train_cfg.output_dir, ignore_errors=True)  # a partial run starts over: clean timings
-            config_file = spec.run_dir / f"{spec.command}.yaml"
-            save_config(spec.train_cfg, config_file)
-            log = spec.run_dir / f"{spec.command}.log"
-            phase = run_measured(_fgrpo(spec.command, config_file), log, poll_seconds)
-            if phase.returncode != 0 or not (model_dir / "config.json").is_file():
-                raise RunFailed(f"{spec.method} seed {spec.seed}: fgrpo {spec.command} exited {phase.returncode} "
-                                f"without {model_dir}; log {log}:\n{_tail(log)}")  # fmt: skip
-            train_phase = {**phase.as_dict(), "config_digest": spec.digest("train")}
+            done: list[Phase] = []
+            for (command, train_cfg, stem), model_dir in zip(phases, model_dirs, strict=True):
+                shutil.rmtree(train_cfg.output_dir, ignore_errors=True)  # a partial run starts over: clean timings
+                config_file = spec.run_dir / f"{stem}.yaml"
+                save_config(train_cfg, config_file)
+                log = spec.run_dir / f"{stem}.log"
+                phase = run_measured(_fgrpo(command, config_file), log, poll_seconds)
+                if phase.returncode != 0 or not (model_dir / "config.json").is_file():
+                    raise RunFailed(f"{spec.method} seed {spec.seed}: fgrpo {command} exited {phase.returncode} "
+                                    f"without {model_dir}; log {log}:\n{_tail(log)}")  # fmt: skip
+                done.append(phase)
+            # decoupled_sft trains its two models one after the other: their times add up
+            total = Phase(sum(p.seconds for p in done), max(p.peak_rss_bytes for p in done), 0, sum(p.cpu_seconds for p in done))
+            train_phase = {**total.as_dict(), "config_digest": spec.digest("train")}
             _write_json_atomic(phase_file, train_phase)
     materialize_toy(spec)
     shutil.rmtree(spec.eval_cfg.output_dir, ignore_errors=True)
@@ -593,7 +632,7 @@ def format_run_list(specs: Sequence[RunSpec]) -> str:
     """The expanded runs, one line each (``--dry-run``)."""
     lines = []
     for i, s in enumerate(specs, start=1):
-        what = f"fgrpo {s.command} + eval" if s.command else f"fgrpo eval method={s.eval_cfg.method}"
+        what = f"fgrpo {s.command}{' x2' if s.ranker_cfg else ''} + eval" if s.command else f"fgrpo eval method={s.eval_cfg.method}"
         budget = budget_text(s.budget())
         state = "done, skipped" if s.done else "to run"
         lines.append(f"{i:3d}. seed {s.seed}  {s.method:<28} {what:<26} {budget:<66} [{state}] {s.run_dir}")

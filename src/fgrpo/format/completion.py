@@ -82,11 +82,19 @@ class ParsedCompletion:
         return self.slate_valid and self.rank_valid
 
 
+def render_slate(slate: list[int]) -> str:
+    """The canonical text of the slate phase: ``<SLATE>[4] [11] [2]</SLATE>``."""
+    return SLATE_OPEN + " ".join(f"[{k}]" for k in slate) + SLATE_CLOSE
+
+
+def render_ranking(ranking: list[int]) -> str:
+    """The canonical text of the ranking phase: ``<RANK>[11] > [4]</RANK>``."""
+    return RANK_OPEN + " > ".join(f"[{k}]" for k in ranking) + RANK_CLOSE
+
+
 def render_completion(slate: list[int], ranking: list[int]) -> str:
     """The canonical text of a completion (supervised targets, examples in prompts)."""
-    slate_txt = " ".join(f"[{k}]" for k in slate)
-    rank_txt = " > ".join(f"[{k}]" for k in ranking)
-    return f"{SLATE_OPEN}{slate_txt}{SLATE_CLOSE}{RANK_OPEN}{rank_txt}{RANK_CLOSE}"
+    return render_slate(slate) + render_ranking(ranking)
 
 
 def _parse_items(

@@ -13,6 +13,10 @@ completions, e.g. ``<``, ``SL``, `` [``, ``1``, ``]``, `` >``) is allowed at all
 step a format token stays allowed for a row only if the row's text with it appended is
 still a valid prefix (:func:`is_valid_prefix`, a character-level parser that also checks
 distinctness, pool range and length limits and never paints itself into a corner).
+For the two-step pipeline (fgrpo.evaluation.two_step) the same checker constrains each
+step: ``phase="slate"`` accepts the slate alone, ``phase="rank"`` a ranking of the members
+of a given slate (checked as the continuation of that slate's text).
+
 Written by hand: transformers' ``prefix_allowed_tokens_fn`` only works inside
 ``model.generate``, and grammar libraries (outlines, xgrammar) cannot express "a number
 not used yet" without compiling a grammar per prompt.
@@ -30,6 +34,7 @@ from fgrpo.format.completion import (
     SLATE_CLOSE,
     SLATE_OPEN,
     render_completion,
+    render_slate,
 )
 
 
@@ -140,14 +145,50 @@ def prefix_state(text: str, num_candidates: int, max_slate: int, max_rank: int) 
         ranking.append(k)
 
 
-class FormatConstraint:
-    """Per-row allowed-token masks for :func:`fgrpo.rollout.engine.generate`."""
+def slate_prefix_state(text: str, num_candidates: int, max_slate: int) -> int:
+    """:func:`prefix_state` for step 1 of the two-step pipeline, whose answer is the slate
+    alone: the same language up to ``</SLATE>``, then only whitespace (decoding stops there)."""
+    end = text.find(SLATE_CLOSE)
+    if end < 0:
+        return prefix_state(text, num_candidates, max_slate, 1)  # max_rank plays no part before </SLATE>
+    end += len(SLATE_CLOSE)
+    if text[end:].strip() or not prefix_state(text[:end], num_candidates, max_slate, 1):
+        return INVALID
+    return VALID
 
-    def __init__(self, tokenizer: Any, num_candidates: list[int], max_slate: int, max_rank: int) -> None:
+
+class FormatConstraint:
+    """Per-row allowed-token masks for :func:`fgrpo.rollout.engine.generate`.
+
+    ``phase``: ``both`` (one-pass answer), ``slate`` (step 1 of the two-step pipeline: the
+    slate alone) or ``rank`` (step 2: the ranking alone, of members of ``slates[p]``, the
+    slate step 1 chose for prompt p; checked as the continuation of that slate's text).
+    """
+
+    def __init__(
+        self, tokenizer: Any, num_candidates: list[int], max_slate: int, max_rank: int,
+        phase: str = "both", slates: list[list[int]] | None = None,
+    ) -> None:  # fmt: skip
+        if phase not in ("both", "slate", "rank"):
+            raise ValueError(f"phase must be 'both', 'slate' or 'rank', got {phase!r}")
+        if (phase == "rank") != (slates is not None) or (slates is not None and len(slates) != len(num_candidates)):
+            raise ValueError("phase 'rank' needs one slate per prompt (and only it takes slates)")
         self.tokenizer = tokenizer
         self.num_candidates = num_candidates  # per prompt
         self.max_slate, self.max_rank = max_slate, max_rank
-        self.format_tokens = format_token_ids(tokenizer, max(num_candidates))
+        self.phase = phase
+        # step 2 continues step 1's text
+        self.prefixes = [render_slate(s) for s in slates] if slates is not None else None
+        self.format_tokens = format_token_ids(tokenizer, max(num_candidates), split_phases=phase != "both")
+
+    def state(self, text: str, prompt: int) -> int:
+        """INVALID / VALID / INSIDE_TAG of a row's completion text (see :func:`prefix_state`)."""
+        n = self.num_candidates[prompt]
+        if self.phase == "slate":
+            return slate_prefix_state(text, n, self.max_slate)
+        if self.prefixes is not None:
+            text = self.prefixes[prompt] + text
+        return prefix_state(text, n, self.max_slate, self.max_rank)
 
     def allowed(self, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int) -> torch.Tensor:
         """[rows, vocab] bool: tokens that keep each row's completion a valid prefix."""
@@ -157,8 +198,8 @@ class FormatConstraint:
             texts = self.tokenizer.batch_decode([done + [t] for t in self.format_tokens], skip_special_tokens=True)
             added = [t[len(before) :] for t in texts]  # what each token would append here
 
-            def state(text: str, n: int = self.num_candidates[p]) -> int:
-                return prefix_state(text, n, self.max_slate, self.max_rank)
+            def state(text: str, p: int = p) -> int:
+                return self.state(text, p)
 
             ok = []
             for t, extra in zip(self.format_tokens, added, strict=True):
@@ -172,12 +213,16 @@ class FormatConstraint:
         return mask
 
 
-def format_token_ids(tokenizer: Any, max_number: int) -> list[int]:
+def format_token_ids(tokenizer: Any, max_number: int, split_phases: bool = False) -> list[int]:
     """Every token id the tokenizer uses when writing canonical completions that mention
-    the numbers 1..``max_number`` (in slate and ranking, first and later positions)."""
+    the numbers 1..``max_number`` (in slate and ranking, first and later positions);
+    ``split_phases``: also the slate and the ranking each written alone (the two-step
+    answers, where a BPE tokenizer may merge ``>`` with ``<`` across ``</SLATE><RANK>``)."""
     ids: set[int] = set()
     texts = [render_completion(list(range(1, max_number + 1)), list(range(max_number, 0, -1)))]
     texts += [render_completion([k, j], [j, k]) for k in range(1, max_number + 1) for j in (1, max_number) if j != k]
+    if split_phases:
+        texts += [part for t in texts for part in (t[: t.index(RANK_OPEN)], t[t.index(RANK_OPEN) :])]
     for text in texts:
         ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
     return sorted(ids)

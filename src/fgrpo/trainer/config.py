@@ -54,6 +54,7 @@ class SFTConfig(ModelOptions, DataOptions):
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
     filler_policy: Literal["random", "bm25", "popularity"] = option("random", "How slate fillers are chosen among non-relevant candidates.")
     slate_order: Literal["shuffled", "ascending"] = option("shuffled", "Order of the target slate: shuffled (issue spec) or ascending candidate number (no repeats under greedy decoding).")
+    target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
     log_every: int = option(10, "Log a metrics line every N steps.")
 
 

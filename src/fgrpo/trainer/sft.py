@@ -8,6 +8,12 @@ repeating a number, which a few hundred shuffled examples do not teach (measured
 docs/results.md); the ranking lists the relevant
 candidates first (higher grade first), then slate fillers, up to ``max_rank``. Loss is the
 cross-entropy of the completion tokens (EOS included) only, never of the prompt.
+
+Decoupled SFT (``target``): the same (slate, ranking) pair teaches two separate models.
+``target="slate"``: the selection prompt (fgrpo.format.prompts, phase ``slate``) -> the
+slate alone, ``<SLATE>…</SLATE>``; ``target="rank"``: the ranking prompt showing only the
+gold slate's candidates -> the ranking alone, ``<RANK>…</RANK>``. At inference the two are
+chained by fgrpo.evaluation.two_step, the ranker seeing the selector's slate, not the gold one.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import torch
 from tqdm.auto import tqdm
 
 from fgrpo.data.schema import Example
-from fgrpo.format.completion import render_completion
+from fgrpo.format.completion import render_completion, render_ranking, render_slate
 from fgrpo.format.prompts import encode_prompt
 
 FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
+TARGETS = ("both", "slate", "rank")
 
 
 def sft_target(
@@ -56,11 +63,21 @@ def sft_target(
 
 
 def encode_sft_example(
-    tokenizer: Any, example: Example, slate: list[int], ranking: list[int], max_slate: int, max_rank: int
+    tokenizer: Any, example: Example, slate: list[int], ranking: list[int], max_slate: int, max_rank: int,
+    target: str = "both",
 ) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) with the prompt masked out of the labels (-100)."""
-    prompt = encode_prompt(tokenizer, example, max_slate, max_rank)
-    completion = tokenizer(render_completion(slate, ranking), add_special_tokens=False)["input_ids"]
+    """(input_ids, labels) with the prompt masked out of the labels (-100); ``target``:
+    ``both`` (one-pass answer), ``slate`` (selector) or ``rank`` (ranker, shown ``slate``)."""
+    if target == "both":
+        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank), render_completion(slate, ranking)
+    elif target == "slate":
+        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank, phase="slate"), render_slate(slate)
+    elif target == "rank":
+        prompt = encode_prompt(tokenizer, example, max_slate, max_rank, phase="rank", slate=slate)
+        text = render_ranking(ranking)
+    else:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    completion = tokenizer(text, add_special_tokens=False)["input_ids"]
     completion = completion + [tokenizer.eos_token_id]
     return prompt + completion, [-100] * len(prompt) + completion
 
@@ -114,8 +131,10 @@ def supervised_steps(
     log: Callable[[dict[str, float]], None] | None = None,
     log_every: int = 10,
     desc: str = "sft",
+    target: str = "both",
 ) -> list[float]:
-    """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses."""
+    """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses.
+    ``target``: what is supervised (module docstring): both phases, the slate or the ranking."""
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -142,7 +161,7 @@ def supervised_steps(
             ex = examples[order[cursor]]
             cursor += 1
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
-            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank))
+            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target))
         inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
         loss = completion_loss(model, inputs)
         optimizer.zero_grad(set_to_none=True)

@@ -43,11 +43,12 @@ def run_sft(cfg: SFTConfig) -> Path:
         model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
         cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
         filler_order(cfg.filler_policy, train), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+        target=cfg.target,
     )
     if cfg.use_lora:
         model = model.merge_and_unload()
     folder = out / "model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    write_model_card(folder, cfg, training="supervised warm start (fgrpo sft)")
+    write_model_card(folder, cfg, training="supervised warm start (fgrpo sft)" if cfg.target == "both" else f"decoupled SFT, target={cfg.target} (fgrpo sft)")
     return folder
