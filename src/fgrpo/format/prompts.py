@@ -53,6 +53,10 @@ def prompt_text(example: Example, max_slate: int = 10, max_rank: int = 5) -> str
 
 def render_prompt(tokenizer: Any, example: Example, max_slate: int = 10, max_rank: int = 5) -> str:
     """The full prompt string, through the chat template when the tokenizer has one."""
+    from fgrpo.format.items import item_prompt, uses_item_tokens
+
+    if uses_item_tokens(tokenizer):  # one token per item: no words (fgrpo.format.items)
+        return item_prompt(example)
     text = prompt_text(example, max_slate, max_rank)
     if getattr(tokenizer, "chat_template", None):
         # a one-line system message: templates that add a default one (SmolLM2's is ~25

@@ -52,8 +52,8 @@ class SFTConfig(ModelOptions, DataOptions):
     warmup_steps: int = option(10, "Linear warm-up steps before the cosine decay.")
     max_grad_norm: float = option(1.0, "Gradient-norm clip.")
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
-    filler_policy: Literal["random", "bm25", "popularity"] = option("random", "How slate fillers are chosen among non-relevant candidates.")
-    slate_order: Literal["shuffled", "ascending"] = option("shuffled", "Order of the target slate: shuffled (issue spec) or ascending candidate number (no repeats under greedy decoding).")
+    filler_policy: Literal["random", "bm25", "popularity", "model"] = option("random", "How slate fillers are chosen among non-relevant candidates; model: by the starting model's next-item scores (item-token models, e.g. id-tiny).")
+    slate_order: Literal["shuffled", "ascending", "ranked"] = option("shuffled", "Order of the target slate: shuffled (issue spec), ascending candidate number (no repeats under greedy decoding), or ranked (relevant first, then fillers in filler order: the ranking's order).")
     log_every: int = option(10, "Log a metrics line every N steps.")
 
 

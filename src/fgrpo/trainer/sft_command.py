@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -12,10 +13,19 @@ from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
 from fgrpo.trainer.train import load_splits
 
 
-def filler_order(policy: str, train: list) -> FillerOrder | None:
+def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = None) -> FillerOrder | None:
     """Non-relevant candidates preferred as slate fillers: hard negatives teach more."""
     if policy == "random":
         return None
+    if policy == "model":  # the starting model's own preference order (id-tiny: docs/id-tiny.md)
+        from fgrpo.baselines.scorers import order_by_score
+        from fgrpo.format.items import uses_item_tokens
+        from fgrpo.models.idtiny import next_item_scores
+
+        if not uses_item_tokens(tokenizer):
+            raise ValueError("key 'filler_policy': 'model' needs an item-token model (id-tiny, docs/id-tiny.md)")
+        orders = {ex.id: order_by_score(s) for ex, s in zip(train, next_item_scores(model, tokenizer, train), strict=True)}
+        return lambda ex: orders[ex.id]
     from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker
 
     ranker = BM25Ranker() if policy == "bm25" else PopularityRanker().fit(train)
@@ -42,7 +52,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     supervised_steps(
         model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
         cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
-        filler_order(cfg.filler_policy, train), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+        filler_order(cfg.filler_policy, train, model, tokenizer), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
     )
     if cfg.use_lora:
         model = model.merge_and_unload()

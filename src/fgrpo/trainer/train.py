@@ -33,6 +33,7 @@ from fgrpo.config import save_config
 from fgrpo.data.schema import Example, read_jsonl
 from fgrpo.data.toy import make_toy_examples
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
+from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
@@ -194,7 +195,10 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
 
     # 2. parse and reward, each phase on its own
     pool_of = [ex for ex in batch for _ in range(g)]  # [B] group-major
-    parsed = [parse_completion(t, ex.num_candidates, cfg.max_slate, cfg.max_rank) for t, ex in zip(texts, pool_of, strict=True)]
+    parsed = [
+        parse_completion(t, ex.num_candidates, cfg.max_slate, cfg.max_rank, candidate_labels(tok, ex))
+        for t, ex in zip(texts, pool_of, strict=True)
+    ]
     rewards = phase_rewards(parsed, [ex.grades() for ex in pool_of], cfg.slate_reward, cfg.rank_k, cfg.invalid_penalty)
     r_slate = rewards.slate.view(-1, g)  # [P, G]
     r_rank = rewards.rank.view(-1, g)  # [P, G]

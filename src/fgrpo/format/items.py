@@ -1,0 +1,78 @@
+"""Item-token references: prompts and completions of models with one token per item.
+
+The ``id-tiny`` preset (:mod:`fgrpo.models.idtiny`) is a generative-recommender-style model:
+its vocabulary holds one token per item id, written ``[i<id>]`` (``[i242]``), plus the
+format tags. Its prompt is the pool then the user's history, both as item tokens::
+
+    <POOL> [i50] [i181] ... [i7] <HIST> [i242] [i302] ... [i51]
+
+(pool first, history last: the prompt then ends the way a next-item pretraining sequence
+does, so what pretraining taught at the last history item carries over), and its
+completion names candidates by their item token instead of their number::
+
+    <SLATE>[i181] [i7]</SLATE><RANK>[i7] > [i181]</RANK>
+
+Such a model is recognised by its tokenizer knowing :data:`POOL_TOKEN`; for every other
+tokenizer :func:`candidate_labels` returns None and nothing changes. The parser
+(:func:`fgrpo.format.completion.parse_completion` with ``labels=``) maps item tokens back to
+candidate numbers, so rewards, metrics and phase masks work on numbers as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Any
+
+from fgrpo.data.schema import Example
+
+POOL_TOKEN = "<POOL>"
+HIST_TOKEN = "<HIST>"
+PROMPT_TOKENS = (POOL_TOKEN, HIST_TOKEN)
+
+_MODE_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def item_token(item_id: str) -> str:
+    """The token text of an item id: ``[i<id>]``."""
+    if not item_id or any(c.isspace() or c in "[]<>" for c in item_id):
+        raise ValueError(f"item id {item_id!r} cannot be an item token (empty, or holds whitespace, brackets or <>)")
+    return f"[i{item_id}]"
+
+
+def uses_item_tokens(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` belongs to an item-token model (it knows ``<POOL>`` as a token)."""
+    try:
+        return _MODE_CACHE[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    mode = POOL_TOKEN in tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else False
+    with contextlib.suppress(TypeError):  # not weak-referenceable: recomputed next time
+        _MODE_CACHE[tokenizer] = mode
+    return mode
+
+
+def candidate_labels(tokenizer: Any, example: Example) -> list[str] | None:
+    """Item token of each candidate (``labels[k - 1]`` is candidate ``k``), or None when the
+    tokenizer refers to candidates by number."""
+    if not uses_item_tokens(tokenizer):
+        return None
+    return [item_token(c.id) for c in example.candidates]
+
+
+def history_ids(example: Example) -> list[str]:
+    """The user's history item ids (``meta.history_ids``, most recent last)."""
+    ids = example.meta.get("history_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+        raise ValueError(
+            f"example '{example.id}': field 'meta.history_ids' (a list of item ids) is required by "
+            "item-token models; datasets made by `fgrpo prepare` for ml100k/ml1m/llara have it"
+        )
+    return [str(i) for i in ids]
+
+
+def item_prompt(example: Example) -> str:
+    """The prompt of an item-token model: ``<POOL> pool items <HIST> history items``."""
+    pool = " ".join(item_token(c.id) for c in example.candidates)
+    history = " ".join(item_token(i) for i in history_ids(example))
+    return f"{POOL_TOKEN} {pool} {HIST_TOKEN} {history}".rstrip()
