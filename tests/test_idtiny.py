@@ -205,3 +205,23 @@ def test_ranked_slate_order_follows_filler_order() -> None:
     ex = _example()  # candidate 2 is relevant
     slate, ranking = sft_target(ex, 3, 2, np.random.default_rng(0), lambda e: [4, 3, 2, 1], "ranked")
     assert slate == [2, 4, 3] and ranking == [2, 4]
+
+
+def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
+    from fgrpo.models.idtiny import next_item_scores
+    from fgrpo.trainer.sft_command import filler_order
+
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    ex = splits["train"][0]
+    scores = next_item_scores(model, tok, [ex])[0]
+    order = filler_order("model", splits["train"], model, tok)
+    with torch.no_grad():  # training the live model must not change the fillers
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    got = order(ex)
+    assert sorted(got) == list(range(1, ex.num_candidates + 1))
+    assert [scores[k - 1] for k in got] == sorted(scores, reverse=True)
+    with pytest.raises(ValueError, match="item-token"):
+        from fgrpo.models.tiny import build_tiny_tokenizer
+
+        filler_order("model", splits["train"], model, build_tiny_tokenizer())

@@ -200,7 +200,7 @@ def rank(
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | prepare | eval | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.experiments.compare import CompareConfig
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,17 @@ def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = N
 
         if not uses_item_tokens(tokenizer):
             raise ValueError("key 'filler_policy': 'model' needs an item-token model (id-tiny, docs/id-tiny.md)")
-        orders = {ex.id: order_by_score(s) for ex, s in zip(train, next_item_scores(model, tokenizer, train), strict=True)}
-        return lambda ex: orders[ex.id]
+        # scored by a frozen copy of the starting model (SFT changes the live one), lazily:
+        # a run sees steps x batch examples, often far fewer than the ~97k of the split
+        frozen = copy.deepcopy(model).eval()
+        orders: dict[str, list[int]] = {}
+
+        def order(ex: Any) -> list[int]:
+            if ex.id not in orders:
+                orders[ex.id] = order_by_score(next_item_scores(frozen, tokenizer, [ex])[0])
+            return orders[ex.id]
+
+        return order
     from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker
 
     ranker = BM25Ranker() if policy == "bm25" else PopularityRanker().fit(train)
