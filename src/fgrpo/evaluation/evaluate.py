@@ -11,7 +11,7 @@ from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
 from fgrpo.format.constrained import FormatConstraint
-from fgrpo.format.items import candidate_labels, uses_item_tokens
+from fgrpo.format.items import ItemConstraint, candidate_labels, uses_item_tokens
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions
 from fgrpo.rollout.engine import generate
@@ -29,16 +29,17 @@ def predict(
     constrained: bool = False,
 ) -> list[dict[str, Any]]:
     """One prediction per example: slate, ranking (empty when that phase is invalid), raw text."""
-    if constrained and uses_item_tokens(tokenizer):
-        raise ValueError("constrained=true is not supported for item-token models (id-tiny): decode freely")
     out: list[dict[str, Any]] = []
     starts = range(0, len(examples), batch_size)
     for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank) for ex in chunk]
-        constraint = (
-            FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank) if constrained else None
-        )
+        constraint = None
+        if constrained:  # item-token models (id-tiny): a token-level state machine
+            constraint = (
+                ItemConstraint(tokenizer, chunk, max_slate, max_rank) if uses_item_tokens(tokenizer)
+                else FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank)
+            )
         rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0, constraint=constraint)
         texts = decode_completions(tokenizer, rolls.completions)
         for ex, text in zip(chunk, texts, strict=True):

@@ -76,3 +76,51 @@ def item_prompt(example: Example) -> str:
     pool = " ".join(item_token(c.id) for c in example.candidates)
     history = " ".join(item_token(i) for i in history_ids(example))
     return f"{POOL_TOKEN} {pool} {HIST_TOKEN} {history}".rstrip()
+
+
+class ItemConstraint:
+    """Constrained decoding for item-token models: the format as a token-level state machine.
+
+    With one token per item and per tag, a valid completion is ``<SLATE>``, 1..``max_slate``
+    distinct pool items, ``</SLATE>``, ``<RANK>``, 1..``max_rank`` distinct slate items
+    separated by ``>``, ``</RANK>``, so the allowed next tokens follow from the token ids
+    alone (no text parsing). Same interface as
+    :class:`fgrpo.format.constrained.FormatConstraint`.
+    """
+
+    def __init__(self, tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int) -> None:
+        from fgrpo.format.completion import RANK_CLOSE, RANK_OPEN, SLATE_CLOSE, SLATE_OPEN
+
+        ids = tokenizer.convert_tokens_to_ids
+        self.s_open, self.s_close, self.r_open, self.r_close, self.gt = ids([SLATE_OPEN, SLATE_CLOSE, RANK_OPEN, RANK_CLOSE, ">"])
+        self.eos = tokenizer.eos_token_id
+        self.pools = [ids([item_token(c.id) for c in ex.candidates]) for ex in examples]
+        self.max_slate, self.max_rank = max_slate, max_rank
+
+    def next_tokens(self, done: list[int], pool: list[int]) -> list[int]:
+        """Token ids that keep ``done`` a valid prefix."""
+        if not done:
+            return [self.s_open]
+        if self.s_close not in done:
+            slate = done[1:]
+            out = [t for t in pool if t not in slate] if len(slate) < self.max_slate else []
+            return out + ([self.s_close] if slate else [])
+        cut = done.index(self.s_close)
+        slate, rest = done[1:cut], done[cut + 1 :]
+        if not rest:
+            return [self.r_open]
+        if rest[-1] == self.r_close:
+            return [self.eos]
+        ranked = [t for t in rest[1:] if t != self.gt]
+        if rest[-1] in (self.r_open, self.gt):
+            return [t for t in slate if t not in ranked]
+        more = len(ranked) < min(self.max_rank, len(slate))
+        return ([self.gt] if more else []) + [self.r_close]
+
+    def allowed(self, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int) -> Any:
+        import torch
+
+        mask = torch.zeros((len(completions), vocab_size), dtype=torch.bool)
+        for r, (done, p) in enumerate(zip(completions, prompt_of_row, strict=True)):
+            mask[r, self.next_tokens(done, self.pools[p])] = True
+        return mask
