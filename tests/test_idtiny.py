@@ -194,8 +194,8 @@ def test_preset_builds_saves_loads_and_decodes(splits, tmp_path: Path) -> None:
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == 3 + 4 + 2 + 1 + N_ITEMS
     preds = predict(model, tok, splits["valid"][:3], max_new_tokens=8, batch_size=3, progress=False)
     assert len(preds) == 3 and all(isinstance(p["completion"], str) for p in preds)
-    with pytest.raises(ValueError, match="constrained"):
-        predict(model, tok, splits["valid"][:1], constrained=True, progress=False)
+    constrained = predict(model, tok, splits["valid"][:3], max_new_tokens=32, batch_size=3, progress=False, constrained=True)
+    assert all(p["slate_valid"] and p["rank_valid"] for p in constrained)  # even from 3 steps
     assert (tmp_path / "pre" / "summary.json").is_file()
 
 
@@ -225,3 +225,28 @@ def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
         from fgrpo.models.tiny import build_tiny_tokenizer
 
         filler_order("model", splits["train"], model, build_tiny_tokenizer())
+
+
+def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
+    """Random walks through the allowed tokens always parse as valid, and a token outside
+    the allowed set at any step makes the prefix unparseable or invalid."""
+    from fgrpo.format.items import ItemConstraint
+
+    ex = _example()
+    labels = candidate_labels(tok, ex)
+    con = ItemConstraint(tok, [ex], max_slate=3, max_rank=2)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        done: list[int] = []
+        while not done or done[-1] != tok.eos_token_id:
+            allowed = con.allowed([done], [0], len(tok))[0].nonzero().flatten().tolist()
+            assert allowed and allowed == sorted(set(allowed))
+            done.append(int(rng.choice(allowed)))
+        text = tok.decode(done, skip_special_tokens=True)
+        p = parse_completion(text, 4, max_slate=3, max_rank=2, labels=labels)
+        assert p.valid, text
+        assert len(p.slate) <= 3 and 1 <= len(p.ranking) <= 2
+    # a pool item repeated, or an item outside the pool, is never allowed
+    slate_open, i7, i1 = tok.convert_tokens_to_ids(["<SLATE>", "[i7]", "[i1]"])
+    allowed = con.allowed([[slate_open, i7]], [0], len(tok))[0]
+    assert not allowed[i7] and not allowed[i1] and allowed[tok.convert_tokens_to_ids("</SLATE>")]

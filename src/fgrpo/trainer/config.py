@@ -84,6 +84,7 @@ class TrainConfig(ModelOptions, DataOptions):
     max_new_tokens: int = option(64, "Longest completion sampled.")
     temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
     top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
+    constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling). The policy's log-probs stay those of the unconstrained model.")
     share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
 
     # optimizer
