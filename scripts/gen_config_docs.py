@@ -17,6 +17,7 @@ def render() -> str:
     from fgrpo.data.prepare import PrepareConfig
     from fgrpo.evaluation.command import EvalConfig
     from fgrpo.experiments.compare import CompareConfig, MethodSpec
+    from fgrpo.models.idtiny import PretrainItemsConfig
     from fgrpo.trainer.config import SFTConfig, TrainConfig
 
     parts = [
@@ -26,7 +27,8 @@ def render() -> str:
         "Every command takes `--config FILE.yaml` and `key=value` overrides; `fgrpo options COMMAND` prints the same list.",
     ]
     sections = [(f"## `fgrpo {command}` ({cls.__name__})", cls) for command, cls in (
-        ("train", TrainConfig), ("sft", SFTConfig), ("prepare", PrepareConfig), ("eval", EvalConfig), ("compare", CompareConfig))]
+        ("train", TrainConfig), ("sft", SFTConfig), ("pretrain-items", PretrainItemsConfig), ("prepare", PrepareConfig),
+        ("eval", EvalConfig), ("compare", CompareConfig))]
     # an experiment's `methods:` entries are checked like a config of their own (docs/compare.md)
     sections.append((f"### `fgrpo compare`: each entry of `methods:` ({MethodSpec.__name__})", MethodSpec))
     for heading, cls in sections:

@@ -19,9 +19,10 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _config_classes() -> dict[str, type]:
+    from fgrpo.models.idtiny import PretrainItemsConfig
     from fgrpo.trainer.config import SFTConfig, TrainConfig
 
-    classes: dict[str, type] = {"train": TrainConfig, "sft": SFTConfig}
+    classes: dict[str, type] = {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig}
     try:
         from fgrpo.data.prepare import PrepareConfig
 
@@ -81,6 +82,15 @@ def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config",
     from fgrpo.trainer.sft_command import run_sft
 
     out = run_sft(_load("sft", config, ctx.args))
+    typer.echo(f"done: {out}")
+
+
+@app.command(context_settings=EXTRA, name="pretrain-items")
+def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
+    """Build the id-tiny preset (one token per item) and pretrain it on next items (docs/id-tiny.md)."""
+    from fgrpo.models.idtiny import run_pretrain_items
+
+    out = run_pretrain_items(_load("pretrain-items", config, ctx.args))
     typer.echo(f"done: {out}")
 
 
@@ -190,7 +200,7 @@ def rank(
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | prepare | eval | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.experiments.compare import CompareConfig
 

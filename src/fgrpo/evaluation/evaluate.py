@@ -11,14 +11,18 @@ from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
 from fgrpo.format.constrained import FormatConstraint
+from fgrpo.format.items import ItemConstraint, candidate_labels, uses_item_tokens
 from fgrpo.format.prompts import Style, encode_prompt
 from fgrpo.format.spans import decode_completions
 from fgrpo.rollout.engine import generate
 
 
-def prediction_row(example: Example, text: str, max_slate: int, max_rank: int) -> dict[str, Any]:
-    """One prediction from a completion: slate, ranking (empty when that phase is invalid), raw text."""
-    p = parse_completion(text, example.num_candidates, max_slate, max_rank)
+def prediction_row(
+    example: Example, text: str, max_slate: int, max_rank: int, labels: list[str] | None = None
+) -> dict[str, Any]:
+    """One prediction from a completion: slate, ranking (empty when that phase is invalid), raw text.
+    ``labels``: the candidates' item tokens for item-token models (fgrpo.format.items), else None."""
+    p = parse_completion(text, example.num_candidates, max_slate, max_rank, labels)
     return {
         "id": example.id,
         "slate": p.slate if p.slate_valid else [],
@@ -50,12 +54,18 @@ def predict(
     for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank, style=style) for ex in chunk]
-        constraint = (
-            FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank) if constrained else None
-        )
+        constraint = None
+        if constrained:  # item-token models (id-tiny): a token-level state machine
+            constraint = (
+                ItemConstraint(tokenizer, chunk, max_slate, max_rank) if uses_item_tokens(tokenizer)
+                else FormatConstraint(tokenizer, [ex.num_candidates for ex in chunk], max_slate, max_rank)
+            )
         rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0, constraint=constraint)
         texts = decode_completions(tokenizer, rolls.completions)
-        out.extend(prediction_row(ex, text, max_slate, max_rank) for ex, text in zip(chunk, texts, strict=True))
+        out.extend(
+            prediction_row(ex, text, max_slate, max_rank, candidate_labels(tokenizer, ex))
+            for ex, text in zip(chunk, texts, strict=True)
+        )
     return out
 
 

@@ -56,6 +56,7 @@ ERROR_KINDS = (
 )
 
 _ITEM = re.compile(r"\[([0-9]{1,9})\]")
+_REF = re.compile(r"\[[^\[\]\s]{1,64}\]")  # an item-token reference such as [i242] (labels=...)
 _SLATE_SEPARATORS = re.compile(r"[\s,]*")
 _RANK_SEPARATORS = re.compile(r"[\s,>]*")
 
@@ -82,29 +83,47 @@ class ParsedCompletion:
         return self.slate_valid and self.rank_valid
 
 
-def render_slate(slate: list[int]) -> str:
+def _ref(k: int, labels: list[str] | None) -> str:
+    """Candidate ``k`` as written: ``[k]``, or for item-token models (:mod:`fgrpo.format.items`)
+    its item token ``labels[k - 1]`` (e.g. ``[i242]``)."""
+    return f"[{k}]" if labels is None else labels[k - 1]
+
+
+def render_slate(slate: list[int], labels: list[str] | None = None) -> str:
     """The canonical text of the slate phase: ``<SLATE>[4] [11] [2]</SLATE>``."""
-    return SLATE_OPEN + " ".join(f"[{k}]" for k in slate) + SLATE_CLOSE
+    return SLATE_OPEN + " ".join(_ref(k, labels) for k in slate) + SLATE_CLOSE
 
 
-def render_ranking(ranking: list[int]) -> str:
+def render_ranking(ranking: list[int], labels: list[str] | None = None) -> str:
     """The canonical text of the ranking phase: ``<RANK>[11] > [4]</RANK>``."""
-    return RANK_OPEN + " > ".join(f"[{k}]" for k in ranking) + RANK_CLOSE
+    return RANK_OPEN + " > ".join(_ref(k, labels) for k in ranking) + RANK_CLOSE
 
 
-def render_completion(slate: list[int], ranking: list[int]) -> str:
+def render_completion(slate: list[int], ranking: list[int], labels: list[str] | None = None) -> str:
     """The canonical text of a completion (supervised targets, examples in prompts)."""
-    return render_slate(slate) + render_ranking(ranking)
+    return render_slate(slate, labels) + render_ranking(ranking, labels)
 
 
 def _parse_items(
-    body: str, separators: re.Pattern[str], num_candidates: int, prefix: str, errors: list[str]
+    body: str,
+    separators: re.Pattern[str],
+    num_candidates: int,
+    prefix: str,
+    errors: list[str],
+    lookup: dict[str, int] | None = None,
 ) -> list[int]:
-    """Items of one phase body; appends ``<prefix>_<kind>`` errors. Returns unique in-range items."""
-    residue = _ITEM.sub(" ", body)
+    """Items of one phase body; appends ``<prefix>_<kind>`` errors. Returns unique in-range items.
+
+    With ``lookup`` (label -> candidate number) items are item-token references; one that
+    names no candidate of the pool counts as an unknown number (0)."""
+    pattern = _ITEM if lookup is None else _REF
+    residue = pattern.sub(" ", body)
     if not separators.fullmatch(residue):
         errors.append(f"{prefix}_malformed")
-    numbers = [int(m) for m in _ITEM.findall(body)]
+    if lookup is None:
+        numbers = [int(m) for m in _ITEM.findall(body)]
+    else:
+        numbers = [lookup.get(m, 0) for m in _REF.findall(body)]
     if not numbers:
         errors.append(f"{prefix}_empty")
     items: list[int] = []
@@ -127,10 +146,16 @@ def _parse_items(
 
 
 def parse_completion(
-    text: str, num_candidates: int, max_slate: int = 10, max_rank: int = 5
+    text: str, num_candidates: int, max_slate: int = 10, max_rank: int = 5, labels: list[str] | None = None
 ) -> ParsedCompletion:
-    """Parse a completion strictly; never raises (see the module docstring for error kinds)."""
+    """Parse a completion strictly; never raises (see the module docstring for error kinds).
+
+    ``labels``: the pool's item tokens (candidate ``k`` is ``labels[k - 1]``), for
+    completions written by item-token models (:mod:`fgrpo.format.items`); items are then
+    those tokens, mapped back to candidate numbers, and ``[k]`` is an unknown item.
+    """
     out = ParsedCompletion()
+    lookup = None if labels is None else {label: k for k, label in enumerate(labels, start=1)}
     errors = out.errors
     if not isinstance(text, str):
         text = "" if text is None else str(text)
@@ -163,7 +188,7 @@ def parse_completion(
             slate_ok = False
         n_err = len(errors)
         out.slate = _parse_items(
-            text[s_open + len(SLATE_OPEN) : s_close], _SLATE_SEPARATORS, num_candidates, "slate", errors
+            text[s_open + len(SLATE_OPEN) : s_close], _SLATE_SEPARATORS, num_candidates, "slate", errors, lookup
         )
         if len(out.slate) > max_slate:
             errors.append("slate_too_long")
@@ -175,7 +200,7 @@ def parse_completion(
     if rank_tags_ok:
         n_err = len(errors)
         out.ranking = _parse_items(
-            text[r_open + len(RANK_OPEN) : r_close], _RANK_SEPARATORS, num_candidates, "rank", errors
+            text[r_open + len(RANK_OPEN) : r_close], _RANK_SEPARATORS, num_candidates, "rank", errors, lookup
         )
         if len(out.ranking) > max_rank:
             errors.append("rank_too_long")

@@ -150,6 +150,12 @@ def render_prompt(
     style: Style = "standard",
 ) -> str:
     """The full prompt string, through the chat template when the tokenizer has one."""
+    from fgrpo.format.items import item_prompt, uses_item_tokens
+
+    if uses_item_tokens(tokenizer):  # one token per item: no words (fgrpo.format.items)
+        if phase != "both" or style != "standard":
+            raise ValueError("item-token models (id-tiny) have one prompt: phase='both', style='standard'")
+        return item_prompt(example)
     text = prompt_text(example, max_slate, max_rank, phase=phase, slate=slate, style=style)
     if getattr(tokenizer, "chat_template", None):
         # a one-line system message: templates that add a default one (SmolLM2's is ~25

@@ -52,8 +52,8 @@ class SFTConfig(ModelOptions, DataOptions):
     warmup_steps: int = option(10, "Linear warm-up steps before the cosine decay.")
     max_grad_norm: float = option(1.0, "Gradient-norm clip.")
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
-    filler_policy: Literal["random", "bm25", "popularity"] = option("random", "How slate fillers are chosen among non-relevant candidates.")
-    slate_order: Literal["shuffled", "ascending"] = option("shuffled", "Order of the target slate: shuffled (issue spec) or ascending candidate number (no repeats under greedy decoding).")
+    filler_policy: Literal["random", "bm25", "popularity", "model"] = option("random", "How slate fillers are chosen among non-relevant candidates; model: by the starting model's next-item scores (item-token models, e.g. id-tiny).")
+    slate_order: Literal["shuffled", "ascending", "ranked"] = option("shuffled", "Order of the target slate: shuffled (issue spec), ascending candidate number (no repeats under greedy decoding), or ranked (relevant first, then fillers in filler order: the ranking's order).")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
     log_every: int = option(10, "Log a metrics line every N steps.")
 
@@ -85,6 +85,7 @@ class TrainConfig(ModelOptions, DataOptions):
     max_new_tokens: int = option(64, "Longest completion sampled.")
     temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
     top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
+    constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling). The policy's log-probs stay those of the unconstrained model.")
     share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
 
     # optimizer

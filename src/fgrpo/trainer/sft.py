@@ -5,7 +5,9 @@ every relevant candidate plus fillers up to ``slate_size``, in a shuffled order 
 is a set; relevant-first would teach a position shortcut) or, with ``slate_order="ascending"``,
 by candidate number: still no shortcut, and a rule greedy decoding can follow without
 repeating a number, which a few hundred shuffled examples do not teach (measured in
-docs/results.md); the ranking lists the relevant
+docs/results.md); ``slate_order="ranked"`` writes the slate in the ranking's order
+(relevant first, then fillers in filler order: for id-tiny, whose fillers are ordered by
+its own next-item scores, docs/id-tiny.md); the ranking lists the relevant
 candidates first (higher grade first), then slate fillers, up to ``max_rank``. Loss is the
 cross-entropy of the completion tokens (EOS included) only, never of the prompt.
 
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from fgrpo.data.schema import Example
 from fgrpo.format.completion import render_completion, render_ranking, render_slate
+from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 
 FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
@@ -58,6 +61,8 @@ def sft_target(
     slate = [slate[i] for i in rng.permutation(len(slate))]  # drawn either way: same rng stream
     if slate_order == "ascending":
         slate = sorted(slate)
+    elif slate_order == "ranked":  # the ranking's order: greedy decoding lists best first
+        slate = relevant[:slate_size] + slate_fill
     ranking = (relevant + slate_fill)[:max_rank]
     return slate, ranking
 
@@ -68,13 +73,14 @@ def encode_sft_example(
 ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) with the prompt masked out of the labels (-100); ``target``:
     ``both`` (one-pass answer), ``slate`` (selector) or ``rank`` (ranker, shown ``slate``)."""
+    labels = candidate_labels(tokenizer, example)  # item tokens for item-token models, else None
     if target == "both":
-        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank), render_completion(slate, ranking)
+        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank), render_completion(slate, ranking, labels)
     elif target == "slate":
-        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank, phase="slate"), render_slate(slate)
+        prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank, phase="slate"), render_slate(slate, labels)
     elif target == "rank":
         prompt = encode_prompt(tokenizer, example, max_slate, max_rank, phase="rank", slate=slate)
-        text = render_ranking(ranking)
+        text = render_ranking(ranking, labels)
     else:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     completion = tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -12,10 +14,28 @@ from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
 from fgrpo.trainer.train import load_splits
 
 
-def filler_order(policy: str, train: list) -> FillerOrder | None:
+def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = None) -> FillerOrder | None:
     """Non-relevant candidates preferred as slate fillers: hard negatives teach more."""
     if policy == "random":
         return None
+    if policy == "model":  # the starting model's own preference order (id-tiny: docs/id-tiny.md)
+        from fgrpo.baselines.scorers import order_by_score
+        from fgrpo.format.items import uses_item_tokens
+        from fgrpo.models.idtiny import next_item_scores
+
+        if not uses_item_tokens(tokenizer):
+            raise ValueError("key 'filler_policy': 'model' needs an item-token model (id-tiny, docs/id-tiny.md)")
+        # scored by a frozen copy of the starting model (SFT changes the live one), lazily:
+        # a run sees steps x batch examples, often far fewer than the ~97k of the split
+        frozen = copy.deepcopy(model).eval()
+        orders: dict[str, list[int]] = {}
+
+        def order(ex: Any) -> list[int]:
+            if ex.id not in orders:
+                orders[ex.id] = order_by_score(next_item_scores(frozen, tokenizer, [ex])[0])
+            return orders[ex.id]
+
+        return order
     from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker
 
     ranker = BM25Ranker() if policy == "bm25" else PopularityRanker().fit(train)
@@ -42,7 +62,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     supervised_steps(
         model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
         cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
-        filler_order(cfg.filler_policy, train), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+        filler_order(cfg.filler_policy, train, model, tokenizer), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
         target=cfg.target,
     )
     if cfg.use_lora:

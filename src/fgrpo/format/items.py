@@ -1,0 +1,126 @@
+"""Item-token references: prompts and completions of models with one token per item.
+
+The ``id-tiny`` preset (:mod:`fgrpo.models.idtiny`) is a generative-recommender-style model:
+its vocabulary holds one token per item id, written ``[i<id>]`` (``[i242]``), plus the
+format tags. Its prompt is the pool then the user's history, both as item tokens::
+
+    <POOL> [i50] [i181] ... [i7] <HIST> [i242] [i302] ... [i51]
+
+(pool first, history last: the prompt then ends the way a next-item pretraining sequence
+does, so what pretraining taught at the last history item carries over), and its
+completion names candidates by their item token instead of their number::
+
+    <SLATE>[i181] [i7]</SLATE><RANK>[i7] > [i181]</RANK>
+
+Such a model is recognised by its tokenizer knowing :data:`POOL_TOKEN`; for every other
+tokenizer :func:`candidate_labels` returns None and nothing changes. The parser
+(:func:`fgrpo.format.completion.parse_completion` with ``labels=``) maps item tokens back to
+candidate numbers, so rewards, metrics and phase masks work on numbers as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Any
+
+from fgrpo.data.schema import Example
+
+POOL_TOKEN = "<POOL>"
+HIST_TOKEN = "<HIST>"
+PROMPT_TOKENS = (POOL_TOKEN, HIST_TOKEN)
+
+_MODE_CACHE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def item_token(item_id: str) -> str:
+    """The token text of an item id: ``[i<id>]``."""
+    if not item_id or any(c.isspace() or c in "[]<>" for c in item_id):
+        raise ValueError(f"item id {item_id!r} cannot be an item token (empty, or holds whitespace, brackets or <>)")
+    return f"[i{item_id}]"
+
+
+def uses_item_tokens(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` belongs to an item-token model (it knows ``<POOL>`` as a token)."""
+    try:
+        return _MODE_CACHE[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    mode = POOL_TOKEN in tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else False
+    with contextlib.suppress(TypeError):  # not weak-referenceable: recomputed next time
+        _MODE_CACHE[tokenizer] = mode
+    return mode
+
+
+def candidate_labels(tokenizer: Any, example: Example) -> list[str] | None:
+    """Item token of each candidate (``labels[k - 1]`` is candidate ``k``), or None when the
+    tokenizer refers to candidates by number."""
+    if not uses_item_tokens(tokenizer):
+        return None
+    return [item_token(c.id) for c in example.candidates]
+
+
+def history_ids(example: Example) -> list[str]:
+    """The user's history item ids (``meta.history_ids``, most recent last)."""
+    ids = example.meta.get("history_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+        raise ValueError(
+            f"example '{example.id}': field 'meta.history_ids' (a list of item ids) is required by "
+            "item-token models; datasets made by `fgrpo prepare` for ml100k/ml1m/llara have it"
+        )
+    return [str(i) for i in ids]
+
+
+def item_prompt(example: Example) -> str:
+    """The prompt of an item-token model: ``<POOL> pool items <HIST> history items``."""
+    pool = " ".join(item_token(c.id) for c in example.candidates)
+    history = " ".join(item_token(i) for i in history_ids(example))
+    return f"{POOL_TOKEN} {pool} {HIST_TOKEN} {history}".rstrip()
+
+
+class ItemConstraint:
+    """Constrained decoding for item-token models: the format as a token-level state machine.
+
+    With one token per item and per tag, a valid completion is ``<SLATE>``, 1..``max_slate``
+    distinct pool items, ``</SLATE>``, ``<RANK>``, 1..``max_rank`` distinct slate items
+    separated by ``>``, ``</RANK>``, so the allowed next tokens follow from the token ids
+    alone (no text parsing). Same interface as
+    :class:`fgrpo.format.constrained.FormatConstraint`.
+    """
+
+    def __init__(self, tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int) -> None:
+        from fgrpo.format.completion import RANK_CLOSE, RANK_OPEN, SLATE_CLOSE, SLATE_OPEN
+
+        ids = tokenizer.convert_tokens_to_ids
+        self.s_open, self.s_close, self.r_open, self.r_close, self.gt = ids([SLATE_OPEN, SLATE_CLOSE, RANK_OPEN, RANK_CLOSE, ">"])
+        self.eos = tokenizer.eos_token_id
+        self.pools = [ids([item_token(c.id) for c in ex.candidates]) for ex in examples]
+        self.max_slate, self.max_rank = max_slate, max_rank
+
+    def next_tokens(self, done: list[int], pool: list[int]) -> list[int]:
+        """Token ids that keep ``done`` a valid prefix."""
+        if not done:
+            return [self.s_open]
+        if self.s_close not in done:
+            slate = done[1:]
+            out = [t for t in pool if t not in slate] if len(slate) < self.max_slate else []
+            return out + ([self.s_close] if slate else [])
+        cut = done.index(self.s_close)
+        slate, rest = done[1:cut], done[cut + 1 :]
+        if not rest:
+            return [self.r_open]
+        if rest[-1] == self.r_close:
+            return [self.eos]
+        ranked = [t for t in rest[1:] if t != self.gt]
+        if rest[-1] in (self.r_open, self.gt):
+            return [t for t in slate if t not in ranked]
+        more = len(ranked) < min(self.max_rank, len(slate))
+        return ([self.gt] if more else []) + [self.r_close]
+
+    def allowed(self, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int) -> Any:
+        import torch
+
+        mask = torch.zeros((len(completions), vocab_size), dtype=torch.bool)
+        for r, (done, p) in enumerate(zip(completions, prompt_of_row, strict=True)):
+            mask[r, self.next_tokens(done, self.pools[p])] = True
+        return mask

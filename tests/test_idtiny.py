@@ -1,0 +1,252 @@
+"""The id-tiny preset: item-token tokenizer, item-token completions, next-item pretraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fgrpo.data.movielens import Interaction, RecData, build_sequential
+from fgrpo.data.schema import Candidate, Example, write_jsonl
+from fgrpo.format.completion import parse_completion, render_completion
+from fgrpo.format.items import candidate_labels, item_prompt, item_token, uses_item_tokens
+from fgrpo.format.prompts import encode_prompt, render_prompt
+from fgrpo.format.spans import (
+    PieceTable,
+    char_offsets,
+    decode_completions,
+    phase_masks,
+    slate_token_count_by_search,
+    slate_token_counts,
+)
+from fgrpo.models.idtiny import (
+    build_id_tiny,
+    build_item_tokenizer,
+    next_item_batch,
+    next_item_loss,
+    pretrain_items,
+    train_sequences,
+)
+
+N_ITEMS = 40
+
+
+def _rec_data(n_users: int = 24, seed: int = 0) -> RecData:
+    """Users walk the catalogue in steps of +1 from a random start: a learnable next item."""
+    rng = np.random.default_rng(seed)
+    inter = []
+    for u in range(1, n_users + 1):
+        start, length = int(rng.integers(1, N_ITEMS + 1)), int(rng.integers(8, 16))
+        for t in range(length):
+            inter.append(Interaction(str(u), str((start + t - 1) % N_ITEMS + 1), float(t)))
+    titles = {str(i): f"Movie {i}" for i in range(1, N_ITEMS + 1)}
+    return RecData(inter, titles, Path("fixture.inter"), Path("fixture.item"))
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, list[Example]]:
+    return build_sequential(_rec_data(), pool_size=6, history_len=4)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_item_tokenizer([str(i) for i in range(1, N_ITEMS + 1)])
+
+
+def _example() -> Example:
+    cands = [Candidate("7", "a"), Candidate("12", "b"), Candidate("3", "c"), Candidate("40", "d")]
+    return Example("u1-5", "q", cands, {"12": 1}, task="movies", meta={"history_ids": ["1", "2", "9"]})
+
+
+def test_tokenizer_round_trips_prompts_and_completions(tok, tmp_path: Path) -> None:
+    ex = _example()
+    labels = candidate_labels(tok, ex)
+    assert labels == ["[i7]", "[i12]", "[i3]", "[i40]"]
+    prompt = render_prompt(tok, ex)
+    assert prompt == "<POOL> [i7] [i12] [i3] [i40] <HIST> [i1] [i2] [i9]"
+    ids = encode_prompt(tok, ex)
+    assert len(ids) == 9 and tok.unk_token_id not in ids  # one token per item and tag
+    text = render_completion([2, 4, 1], [4, 2], labels)
+    assert text == "<SLATE>[i12] [i40] [i7]</SLATE><RANK>[i40] > [i12]</RANK>"
+    cids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(cids) == 10
+    decoded = tok.decode(cids)
+    assert tok(decoded, add_special_tokens=False)["input_ids"] == cids
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert uses_item_tokens(again)
+    assert again(text, add_special_tokens=False)["input_ids"] == cids
+    assert encode_prompt(again, ex) == ids
+    assert (again.pad_token_id, again.eos_token_id) == (0, 1)
+
+
+def test_number_tokenizers_are_not_item_mode(tiny_tok) -> None:
+    assert not uses_item_tokens(tiny_tok)
+    assert candidate_labels(tiny_tok, _example()) is None
+
+
+def test_parse_maps_item_tokens_to_pool_numbers(tok) -> None:
+    labels = candidate_labels(tok, _example())
+    p = parse_completion("<SLATE> [i12] [i40] [i7] </SLATE> <RANK> [i40] > [i12] </RANK>", 4, labels=labels)
+    assert (p.slate, p.ranking, p.valid, p.errors) == ([2, 4, 1], [4, 2], True, [])
+    # an item outside the pool, a number, a duplicate: each named, the slate invalid
+    p = parse_completion("<SLATE>[i12] [i5]</SLATE><RANK>[i12]</RANK>", 4, labels=labels)
+    assert p.errors == ["slate_unknown_number"] and p.slate == [2] and not p.slate_valid
+    p = parse_completion("<SLATE>[2] [i7]</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    assert "slate_unknown_number" in p.errors and not p.slate_valid
+    p = parse_completion("<SLATE>[i7] [i7]</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    assert p.errors == ["slate_duplicate"]
+    p = parse_completion("<SLATE>[i7] movie</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    assert p.errors == ["slate_malformed"]
+    p = parse_completion("<SLATE>[i7] [i3]</SLATE><RANK>[i12]</RANK>", 4, labels=labels)
+    assert p.slate_valid and p.errors == ["rank_not_in_slate"]
+    # without labels the old parser is unchanged: item tokens are malformed there
+    assert "slate_malformed" in parse_completion("<SLATE>[i7]</SLATE><RANK>[i7]</RANK>", 4).errors
+
+
+@pytest.mark.parametrize("slate,ranking", [([2], [2]), ([2, 4, 1], [4, 2]), ([1, 2, 3, 4], [3, 1, 4, 2])])
+def test_phase_masks_exact_on_item_token_completions(tok, slate, ranking) -> None:
+    labels = candidate_labels(tok, _example())
+    ids = tok(render_completion(slate, ranking, labels), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    texts = decode_completions(tok, [ids])
+    parsed = parse_completion(texts[0], 4, labels=labels)
+    assert parsed.valid and parsed.slate == slate and parsed.ranking == ranking
+    table = PieceTable.for_tokenizer(tok)
+    assert char_offsets(table, ids, texts[0]) is not None  # the fast path, not the fallback
+    n = slate_token_counts(tok, [ids], texts, [parsed.slate_end])[0]
+    # by hand: <SLATE>, the slate's items, </SLATE>; the rest (EOS included) is the ranking
+    assert n == len(slate) + 2
+    assert slate_token_count_by_search(tok, ids, parsed.slate_end) == n
+    assert tok.convert_ids_to_tokens(ids[n - 1]) == "</SLATE>"
+    slate_mask, rank_mask = phase_masks(torch.tensor([n]), torch.tensor([len(ids)]), len(ids) + 2)
+    assert slate_mask[0].tolist() == [True] * n + [False] * (len(ids) + 2 - n)
+    assert rank_mask[0].tolist() == [False] * n + [True] * (len(ids) - n) + [False, False]
+
+
+def test_item_prompt_needs_history_ids() -> None:
+    ex = _example()
+    ex.meta = {}
+    with pytest.raises(ValueError, match="meta.history_ids"):
+        item_prompt(ex)
+    with pytest.raises(ValueError, match="item token"):
+        item_token("a b")
+
+
+def test_train_sequences_use_training_positions_only(splits) -> None:
+    data = _rec_data()
+    by_user: dict[str, list[str]] = {}
+    for it in sorted(data.interactions, key=lambda e: (e.user, e.timestamp)):
+        by_user.setdefault(it.user, []).append(it.item)
+    seqs = train_sequences(splits["train"])
+    expected = [by_user[u][:-2] for u in sorted(by_user, key=int)]  # valid and test targets left out
+    assert seqs == expected
+    held_out = {(ex.meta["user"], ex.meta["position"]) for s in ("valid", "test") for ex in splits[s]}
+    assert all(len(by_user[u]) - 2 <= t for u, t in held_out)
+
+
+def test_next_item_batch_labels(tok) -> None:
+    seqs = [np.array([10, 11, 12, 13]), np.array([20, 21])]
+    hist = tok.convert_tokens_to_ids("<HIST>")
+    batch = next_item_batch(seqs, np.array([0.5, 0.5]), 8, 3, hist, 0, np.random.default_rng(0))
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
+        row = ids[mask.bool()].tolist()
+        assert row[0] == hist and 2 <= len(row) - 1 <= 3  # <HIST> then 2..seq_len items
+        assert labels[mask.bool()].tolist() == [-100] + row[1:]  # <HIST> is never a target
+        assert (labels[~mask.bool()] == -100).all()
+
+
+def test_next_item_pretraining_learns(tok, splits) -> None:
+    """The fixture's next item is the current one + 1: 80 steps must cut the loss well below
+    its start (ln 51 ~ 3.9 for a uniform guess) on batches the model never trained on."""
+    seqs = train_sequences(splits["train"])
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    ids = [np.array(tok.convert_tokens_to_ids([item_token(i) for i in s])) for s in seqs]
+    w = np.array([len(s) - 1 for s in ids], dtype=float)
+    held = next_item_batch(ids, w / w.sum(), 32, 8, tok.convert_tokens_to_ids("<HIST>"), 0, np.random.default_rng(99))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before = next_item_loss(model, held).item()
+    losses = pretrain_items(model, tok, seqs, steps=80, batch_size=16, seq_len=8, learning_rate=0.01, seed=0, warmup_steps=5)
+    with torch.no_grad():
+        after = next_item_loss(model, held).item()
+    assert before > 3.5 and after < 0.5 * before, (before, after)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_preset_builds_saves_loads_and_decodes(splits, tmp_path: Path) -> None:
+    from fgrpo.evaluation.evaluate import predict
+    from fgrpo.models.idtiny import PretrainItemsConfig, run_pretrain_items
+    from fgrpo.models.loading import load_model, load_tokenizer
+
+    data = tmp_path / "data"
+    for name, exs in splits.items():
+        write_jsonl(exs, data / f"{name}.jsonl")
+    cfg = PretrainItemsConfig(dataset=str(data), output_dir=str(tmp_path / "pre"), hidden_size=32, num_layers=2,
+                              num_heads=2, max_steps=3, batch_size=4, seq_len=6, warmup_steps=0, eval_limit=5)  # fmt: skip
+    folder = run_pretrain_items(cfg)
+    tok = load_tokenizer(str(folder))
+    model = load_model(str(folder))
+    assert uses_item_tokens(tok) and model.config.num_hidden_layers == 2
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) == 3 + 4 + 2 + 1 + N_ITEMS
+    preds = predict(model, tok, splits["valid"][:3], max_new_tokens=8, batch_size=3, progress=False)
+    assert len(preds) == 3 and all(isinstance(p["completion"], str) for p in preds)
+    constrained = predict(model, tok, splits["valid"][:3], max_new_tokens=32, batch_size=3, progress=False, constrained=True)
+    assert all(p["slate_valid"] and p["rank_valid"] for p in constrained)  # even from 3 steps
+    assert (tmp_path / "pre" / "summary.json").is_file()
+
+
+def test_ranked_slate_order_follows_filler_order() -> None:
+    from fgrpo.trainer.sft import sft_target
+
+    ex = _example()  # candidate 2 is relevant
+    slate, ranking = sft_target(ex, 3, 2, np.random.default_rng(0), lambda e: [4, 3, 2, 1], "ranked")
+    assert slate == [2, 4, 3] and ranking == [2, 4]
+
+
+def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
+    from fgrpo.models.idtiny import next_item_scores
+    from fgrpo.trainer.sft_command import filler_order
+
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    ex = splits["train"][0]
+    scores = next_item_scores(model, tok, [ex])[0]
+    order = filler_order("model", splits["train"], model, tok)
+    with torch.no_grad():  # training the live model must not change the fillers
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    got = order(ex)
+    assert sorted(got) == list(range(1, ex.num_candidates + 1))
+    assert [scores[k - 1] for k in got] == sorted(scores, reverse=True)
+    with pytest.raises(ValueError, match="item-token"):
+        from fgrpo.models.tiny import build_tiny_tokenizer
+
+        filler_order("model", splits["train"], model, build_tiny_tokenizer())
+
+
+def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
+    """Random walks through the allowed tokens always parse as valid, and a token outside
+    the allowed set at any step makes the prefix unparseable or invalid."""
+    from fgrpo.format.items import ItemConstraint
+
+    ex = _example()
+    labels = candidate_labels(tok, ex)
+    con = ItemConstraint(tok, [ex], max_slate=3, max_rank=2)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        done: list[int] = []
+        while not done or done[-1] != tok.eos_token_id:
+            allowed = con.allowed([done], [0], len(tok))[0].nonzero().flatten().tolist()
+            assert allowed and allowed == sorted(set(allowed))
+            done.append(int(rng.choice(allowed)))
+        text = tok.decode(done, skip_special_tokens=True)
+        p = parse_completion(text, 4, max_slate=3, max_rank=2, labels=labels)
+        assert p.valid, text
+        assert len(p.slate) <= 3 and 1 <= len(p.ranking) <= 2
+    # a pool item repeated, or an item outside the pool, is never allowed
+    slate_open, i7, i1 = tok.convert_tokens_to_ids(["<SLATE>", "[i7]", "[i1]"])
+    allowed = con.allowed([[slate_open, i7]], [0], len(tok))[0]
+    assert not allowed[i7] and not allowed[i1] and allowed[tok.convert_tokens_to_ids("</SLATE>")]
