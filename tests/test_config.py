@@ -28,6 +28,7 @@ CONFIG_CLASSES = {
     "prepare": _class("fgrpo.data.prepare", "PrepareConfig"),
     "eval": _class("fgrpo.evaluation.command", "EvalConfig"),
     "compare": _class("fgrpo.experiments.compare", "CompareConfig"),
+    "pretrain": _class("fgrpo.models.idtiny", "PretrainItemsConfig"),
 }
 
 
@@ -118,7 +119,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def _command_of(path: Path) -> str:
     name = path.name
-    for prefix in ("prepare", "sft", "eval", "compare"):
+    for prefix in ("prepare", "sft", "eval", "compare", "pretrain"):
         if name.startswith(prefix):
             return prefix
     return "train"
