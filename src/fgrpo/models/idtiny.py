@@ -26,7 +26,6 @@ every split: ids, not labels), so the model folder is tied to that catalogue.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ from fgrpo.config import option
 from fgrpo.data.schema import Example, read_jsonl
 from fgrpo.format.completion import TAGS
 from fgrpo.format.items import HIST_TOKEN, PROMPT_TOKENS, item_token
+from fgrpo.rollout.engine import left_pad
+from fgrpo.trainer.schedule import warmup_cosine
 
 ID_TINY_ID = "builtin:id-tiny"
 SPECIALS = ("<pad>", "<eos>", "<unk>")  # ids 0, 1, 2: build_tiny_llama's pad and eos ids
@@ -135,13 +136,8 @@ def next_item_batch(
     for u in users:
         seq = sequences[u]
         end = int(rng.integers(2, len(seq) + 1))  # at least two items: one target after the first
-        rows.append(np.concatenate([[hist_id], seq[max(0, end - seq_len) : end]]))
-    width = max(len(r) for r in rows)
-    ids = torch.full((batch_size, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((batch_size, width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.from_numpy(r.astype(np.int64))
-        mask[i, width - len(r) :] = 1
+        rows.append([hist_id, *seq[max(0, end - seq_len) : end].tolist()])
+    ids, mask = left_pad(rows, pad_id)
     labels = ids.clone()
     labels[mask == 0] = -100
     labels[:, :-1][ids[:, :-1] == hist_id] = -100  # never predict <HIST> (it only starts rows)
@@ -172,6 +168,8 @@ def pretrain_items(
     log_every: int = 50,
 ) -> list[float]:
     """``steps`` AdamW steps of next-item cross-entropy over item-token sequences."""
+    if steps > 0 and not sequences:  # else numpy fails on an empty draw with a message naming neither
+        raise ValueError("next-item pretraining needs at least one training sequence of two or more items")
     rng = np.random.default_rng(seed)
     seqs = [np.array(tokenizer.convert_tokens_to_ids([item_token(i) for i in s]), dtype=np.int64) for s in sequences]
     lengths = np.array([len(s) - 1 for s in seqs], dtype=np.float64)
@@ -179,13 +177,7 @@ def pretrain_items(
     hist_id = tokenizer.convert_tokens_to_ids(HIST_TOKEN)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, steps))
     model.train()
     losses: list[float] = []
     for step in range(steps):
@@ -218,12 +210,7 @@ def next_item_scores(model: Any, tokenizer: Any, examples: list[Example], batch_
     for s in range(0, len(examples), batch_size):
         chunk = examples[s : s + batch_size]
         rows = [[hist_id, *tokenizer.convert_tokens_to_ids([item_token(h) for h in history_ids(ex)])] for ex in chunk]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r)
-            mask[i, width - len(r) :] = 1
+        ids, mask = left_pad(rows, tokenizer.pad_token_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         device = next(model.parameters()).device
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), logits_to_keep=1).logits[:, -1]
@@ -269,8 +256,7 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
     from fgrpo.models.card import write_model_card
     from fgrpo.trainer.sft import jsonl_logger
 
-    if hasattr(cfg, "validate"):
-        cfg.validate()
+    cfg.validate()  # also when called from Python rather than through load_config
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)

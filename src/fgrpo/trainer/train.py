@@ -58,6 +58,7 @@ from fgrpo.trainer.launch import (
     precision_warnings,
 )
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
+from fgrpo.trainer.schedule import warmup_cosine
 from fgrpo.trainer.sft import supervised_steps
 from fgrpo.trainer.sharded import (
     full_params,
@@ -99,14 +100,7 @@ def batch_indices(step: int, per_step: int, n: int, seed: int) -> list[int]:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
+    factor = warmup_cosine(cfg.warmup_steps, cfg.max_steps, decay=cfg.lr_schedule != "constant")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
