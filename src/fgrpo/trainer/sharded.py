@@ -24,6 +24,7 @@ model and optimizer (``Accelerator.prepare``). The data parallel path never come
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,13 +32,14 @@ from typing import Any
 
 import torch
 
+from fgrpo.trainer.launch import SHARDED, LaunchError
+
 
 def make_accelerator(strategy: str) -> Any:
     """The Accelerator for ``strategy`` (from fgrpo.trainer.launch.check_launch)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
-    from fgrpo.trainer.launch import LaunchError
 
     if strategy == "deepspeed" and not torch.cuda.is_available():
         raise LaunchError(
@@ -101,11 +103,23 @@ def full_params(model: Any, strategy: str) -> Iterator[None]:
             m.reshard()
 
 
+def clip_grad_norm(accelerator: Any, model: Any, max_norm: float) -> torch.Tensor:
+    """The gradient norm before clipping, as a plain scalar tensor, clipped by the engine.
+    FSDP2 returns it as a DTensor (made whole here, so every process logs the global norm);
+    DeepSpeed clipped inside its own step and may not report it: NaN then."""
+    norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)
+    if norm is None:
+        return torch.tensor(math.nan)
+    if hasattr(norm, "full_tensor"):
+        norm = norm.full_tensor()
+    return torch.tensor(float(norm))
+
+
 def full_state_dicts(run: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any] | None]:
     """(model, optimizer) full state dicts on the main process, for a checkpoint; (None,
     None) when the trainer is data parallel (the model and optimizer are saved as they are).
     Every process must call it: the engine gathers the shards."""
-    if run.strategy not in ("fsdp", "deepspeed"):
+    if run.strategy not in SHARDED:
         return None, None
     model_sd = run.accelerator.get_state_dict(run.model)
     for name in tied_names(run.accelerator.unwrap_model(run.model)):  # gathered as separate copies;
@@ -133,7 +147,6 @@ def resume_fsdp(run: Any, folder: Path) -> dict[str, Any]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     from fgrpo.trainer.checkpoint import STATE_FILE, set_rng_state
-    from fgrpo.trainer.launch import LaunchError
 
     state = json.loads((folder / STATE_FILE).read_text())
     if state.get("launch") != "fsdp":

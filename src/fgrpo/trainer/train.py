@@ -61,6 +61,7 @@ from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.schedule import warmup_cosine
 from fgrpo.trainer.sft import supervised_steps
 from fgrpo.trainer.sharded import (
+    clip_grad_norm,
     full_params,
     full_state_dicts,
     make_accelerator,
@@ -286,8 +287,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     # 5. optimizer step, skipped when the loss or gradient is not finite
     params = [q for q in model.parameters() if q.requires_grad]
     if sharded:  # the engine has reduced (and DeepSpeed has already clipped and stepped, see sharded.py)
-        norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        grad_norm = torch.tensor(math.nan if norm is None else float(getattr(norm, "full_tensor", lambda: norm)()))
+        grad_norm = clip_grad_norm(acc, model, cfg.max_grad_norm)
     else:
         if acc.num_processes > 1:
             for q in params:

@@ -1,0 +1,42 @@
+"""Helpers of the FSDP / DeepSpeed path that run without launching processes."""
+
+import math
+
+import torch
+
+from fgrpo.trainer.sharded import clip_grad_norm, tied_names
+
+
+class _Acc:
+    """Stands in for accelerate.Accelerator: clip_grad_norm_ answers what an engine would."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def clip_grad_norm_(self, parameters: object, max_norm: float) -> object:
+        list(parameters)
+        return self.answer
+
+
+class _Whole:
+    """A DTensor-like norm (FSDP2): only full_tensor() gives the global value."""
+
+    def full_tensor(self) -> torch.Tensor:
+        return torch.tensor(2.5)
+
+
+def test_clip_grad_norm_reads_every_engine_answer() -> None:
+    model = torch.nn.Linear(2, 2)
+    assert float(clip_grad_norm(_Acc(torch.tensor(1.5)), model, 1.0)) == 1.5  # plain tensor
+    assert float(clip_grad_norm(_Acc(0.75), model, 1.0)) == 0.75  # DeepSpeed's float
+    assert float(clip_grad_norm(_Acc(_Whole()), model, 1.0)) == 2.5  # FSDP2's DTensor
+    assert math.isnan(float(clip_grad_norm(_Acc(None), model, 1.0)))  # not reported
+
+
+def test_tied_names_lists_the_second_name_of_a_shared_weight() -> None:
+    emb = torch.nn.Embedding(5, 3)
+    head = torch.nn.Linear(3, 5, bias=False)
+    head.weight = emb.weight
+    model = torch.nn.Sequential(emb, head)
+    assert tied_names(model) == ["1.weight"]
+    assert tied_names(torch.nn.Sequential(torch.nn.Linear(2, 2))) == []
