@@ -136,6 +136,22 @@ def test_item_prompt_needs_history_ids() -> None:
         item_token("a b")
 
 
+def test_items_outside_the_vocabulary_are_refused_by_name(tok) -> None:
+    ex = _example()
+    ex.candidates[1] = Candidate("41", "e")  # the tokenizer knows items 1..40
+    ex.meta = {"history_ids": ["1", "99"]}
+    with pytest.raises(ValueError, match=r"'u1-5'.*\[i41\] \[i99\] are not in the model's vocabulary"):
+        render_prompt(tok, ex)
+    assert render_prompt(tok, _example()).startswith("<POOL> [i7] [i12]")
+
+
+def test_pretraining_needs_a_sequence(tok) -> None:
+    model = build_id_tiny(len(tok), 16, 1, 2)
+    with pytest.raises(ValueError, match="at least one training sequence"):
+        pretrain_items(model, tok, [], steps=1, batch_size=2, seq_len=4, learning_rate=1e-3, seed=0)
+    assert pretrain_items(model, tok, [], steps=0, batch_size=2, seq_len=4, learning_rate=1e-3, seed=0) == []
+
+
 def test_train_sequences_use_training_positions_only(splits) -> None:
     data = _rec_data()
     by_user: dict[str, list[str]] = {}

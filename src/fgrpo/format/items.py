@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgrpo.data.schema import Example
+
+if TYPE_CHECKING:  # torch is imported where it is used: the text side of the format runs without it
+    import torch
 
 POOL_TOKEN = "<POOL>"
 HIST_TOKEN = "<HIST>"
@@ -69,6 +72,19 @@ def history_ids(example: Example) -> list[str]:
             "item-token models; datasets made by `fgrpo prepare` for ml100k/ml1m/llara have it"
         )
     return [str(i) for i in ids]
+
+
+def check_known_items(tokenizer: Any, example: Example) -> None:
+    """ValueError naming the items of ``example`` (pool or history) that have no token in
+    ``tokenizer``: they would be read as ``<unk>``, and a pool item without a token can never
+    be answered, so scores on a dataset outside the model's catalogue would only look bad."""
+    tokens = [item_token(c.id) for c in example.candidates] + [item_token(i) for i in history_ids(example)]
+    unknown = [t for t, i in zip(tokens, tokenizer.convert_tokens_to_ids(tokens), strict=True) if i == tokenizer.unk_token_id]
+    if unknown:
+        raise ValueError(
+            f"example '{example.id}': item(s) {' '.join(dict.fromkeys(unknown))} are not in the model's vocabulary "
+            "(an item-token model knows the items of the dataset folder it was built from: docs/id-tiny.md)"
+        )
 
 
 def item_prompt(example: Example) -> str:
@@ -117,7 +133,8 @@ class ItemConstraint:
         more = len(ranked) < min(self.max_rank, len(slate))
         return ([self.gt] if more else []) + [self.r_close]
 
-    def allowed(self, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int) -> Any:
+    def allowed(self, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int) -> torch.Tensor:
+        """[rows, vocab] bool: the tokens :meth:`next_tokens` allows after each row's completion."""
         import torch
 
         mask = torch.zeros((len(completions), vocab_size), dtype=torch.bool)

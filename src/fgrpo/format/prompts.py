@@ -150,11 +150,12 @@ def render_prompt(
     style: Style = "standard",
 ) -> str:
     """The full prompt string, through the chat template when the tokenizer has one."""
-    from fgrpo.format.items import item_prompt, uses_item_tokens
+    from fgrpo.format.items import check_known_items, item_prompt, uses_item_tokens
 
     if uses_item_tokens(tokenizer):  # one token per item: no words (fgrpo.format.items)
         if phase != "both" or style != "standard":
             raise ValueError("item-token models (id-tiny) have one prompt: phase='both', style='standard'")
+        check_known_items(tokenizer, example)
         return item_prompt(example)
     text = prompt_text(example, max_slate, max_rank, phase=phase, slate=slate, style=style)
     if getattr(tokenizer, "chat_template", None):
