@@ -69,7 +69,9 @@ def predict(
     return out
 
 
-def score_predictions(predictions: list[dict[str, Any]], examples: list[Example], ks=(1, 3, 5)) -> dict[str, Any]:
+def score_predictions(
+    predictions: list[dict[str, Any]], examples: list[Example], ks: tuple[int, ...] = (1, 3, 5)
+) -> dict[str, Any]:
     """Ranking metrics (ir_measures), format validity and the slate-miss / rank-drop split."""
     grades = [ex.grades() for ex in examples]
     rankings = [p["ranking"] for p in predictions]

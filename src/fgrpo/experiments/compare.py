@@ -143,9 +143,9 @@ SET_BY_COMPARE = ("seed", "output_dir")  # one per run, chosen by the runner
 SFT_FROM_BASE = tuple(f.name for f in dataclasses.fields(ModelOptions)) + tuple(f.name for f in dataclasses.fields(DataOptions))
 # what every evaluation inherits from `base`, so it decodes and scores like training did
 EVAL_FROM_BASE = ("dataset", "max_slate", "max_rank", "toy_pool_size", "toy_max_relevant", "torch_threads", "max_new_tokens", "dtype")
-TOY_EVAL_SEED = 0
+TOY_EVAL_SEED = 0  # the toy test split all runs share: `fgrpo eval dataset=toy seed=0`
 # config keys that do not change what a run computes (left out of its fingerprint)
-BOOKKEEPING = ("torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "batch_size", "dense_batch_size")  # the toy test split all runs share: `fgrpo eval dataset=toy seed=0`
+BOOKKEEPING = ("torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "batch_size", "dense_batch_size")
 # keys added after runs were recorded, left out of the fingerprint at their default: adding
 # them changed nothing those runs computed, so their finished results stay valid
 LATER_KEYS: dict[str, Any] = {"target": "both", "prompt_style": None, "selector": None, "ranker": None}
@@ -414,7 +414,7 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                     method=display, kind=m.kind, seed=seed, run_dir=run_dir, producer=m.kind != "scorer",
                     command={"train": "train", "sft": "sft", "decoupled_sft": "sft"}.get(m.kind), train_cfg=train_cfg,
                     eval_cfg=eval_cfg, warm_start=warm_dir, toy_source=toy_source,
-                    warm_from=trained_runs[(m.warm_start, seed)] if warm and m.warm_start else None, ranker_cfg=ranker_cfg,
+                    warm_from=trained_runs[(m.warm_start, seed)] if m.warm_start else None, ranker_cfg=ranker_cfg,
                 ))  # fmt: skip
                 trained_runs[(display, seed)] = runs[-1]
             per_method.append(runs)
