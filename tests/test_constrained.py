@@ -91,3 +91,23 @@ def test_constrained_sampling_with_a_bpe_tokenizer(bpe_tok) -> None:
         p = parse_completion(text, n, 10, 5)
         assert p.slate_valid and p.rank_valid, (text, p.errors)
     assert len(format_token_ids(bpe_tok, 20)) < 60  # a small allowed set, not the vocabulary
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_constrained_rollouts_make_every_training_rollout_valid(tmp_path, constrained: bool) -> None:
+    """One RL step of the untrained toy model: free sampling writes invalid answers, the
+    constraint (train key constrained_rollouts) only valid ones."""
+    from pathlib import Path
+
+    from fgrpo.config import load_config
+    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.trainer.metrics_log import read_metrics
+    from fgrpo.trainer.train import train
+
+    cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "toy.yaml", [
+        f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=4", "prompts_per_step=2",
+        "eval_every=0", "tensorboard=false", "torch_threads=1", f"constrained_rollouts={str(constrained).lower()}",
+    ])  # fmt: skip
+    train(cfg)
+    (row,) = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "format/valid_rate" in r]
+    assert (row["format/valid_rate"] == 1.0) == constrained

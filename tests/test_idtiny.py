@@ -266,3 +266,13 @@ def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
     slate_open, i7, i1 = tok.convert_tokens_to_ids(["<SLATE>", "[i7]", "[i1]"])
     allowed = con.allowed([[slate_open, i7]], [0], len(tok))[0]
     assert not allowed[i7] and not allowed[i1] and allowed[tok.convert_tokens_to_ids("</SLATE>")]
+
+
+def test_one_pass_constraint_follows_the_tokenizer(tok, tiny_tok) -> None:
+    from fgrpo.format.constrained import FormatConstraint, one_pass_constraint
+    from fgrpo.format.items import ItemConstraint
+
+    item = one_pass_constraint(tok, [_example()], 3, 2)
+    assert isinstance(item, ItemConstraint) and item.pools == [tok.convert_tokens_to_ids(["[i7]", "[i12]", "[i3]", "[i40]"])]
+    numbers = one_pass_constraint(tiny_tok, [_example()], 3, 2)
+    assert isinstance(numbers, FormatConstraint) and numbers.num_candidates == [4] and numbers.phase == "both"

@@ -24,7 +24,7 @@ not used yet" without compiling a grammar per prompt.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,6 +36,10 @@ from fgrpo.format.completion import (
     render_completion,
     render_slate,
 )
+from fgrpo.format.items import ItemConstraint, uses_item_tokens
+
+if TYPE_CHECKING:
+    from fgrpo.data.schema import Example
 
 
 def _literal(text: str, pos: int, lit: str) -> tuple[str, int]:
@@ -211,6 +215,16 @@ class FormatConstraint:
                 ok = [self.tokenizer.eos_token_id]
             mask[r, ok] = True
         return mask
+
+
+def one_pass_constraint(tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int) -> FormatConstraint | ItemConstraint:
+    """The constraint of one-pass answers (``<SLATE>…</SLATE><RANK>…</RANK>``) to ``examples``'
+    prompts. An item-token model (id-tiny) writes one token per item and per tag, so the
+    allowed tokens follow from the token ids alone (:class:`fgrpo.format.items.ItemConstraint`);
+    any other tokenizer spells numbers and tags over several tokens, checked on the text."""
+    if uses_item_tokens(tokenizer):
+        return ItemConstraint(tokenizer, examples, max_slate, max_rank)
+    return FormatConstraint(tokenizer, [ex.num_candidates for ex in examples], max_slate, max_rank)
 
 
 def format_token_ids(tokenizer: Any, max_number: int, split_phases: bool = False) -> list[int]:
