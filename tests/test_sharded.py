@@ -1,7 +1,10 @@
 """Helpers of the FSDP / DeepSpeed path that run without launching processes."""
 
+import json
 import math
+from pathlib import Path
 
+import pytest
 import torch
 
 from fgrpo.trainer.sharded import clip_grad_norm, tied_names
@@ -40,3 +43,26 @@ def test_tied_names_lists_the_second_name_of_a_shared_weight() -> None:
     model = torch.nn.Sequential(emb, head)
     assert tied_names(model) == ["1.weight"]
     assert tied_names(torch.nn.Sequential(torch.nn.Linear(2, 2))) == []
+
+
+@pytest.mark.parametrize("launch,needle", [("fsdp", "resume it with the same launch"), ("deepspeed", "saves no optimizer state")])
+def test_data_parallel_resume_refuses_an_engine_checkpoint(tmp_path: Path, launch: str, needle: str) -> None:
+    from fgrpo.config import load_config
+    from fgrpo.trainer.checkpoint import STATE_FILE, latest_checkpoint
+    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.trainer.launch import LaunchError
+    from fgrpo.trainer.train import setup, train
+
+    cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "toy.yaml", [
+        f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=2", "prompts_per_step=1",
+        "eval_every=0", "tensorboard=false", "torch_threads=1", "save_every=1",
+    ])  # fmt: skip
+    train(cfg)
+    ckpt = latest_checkpoint(tmp_path)
+    state = json.loads((ckpt / STATE_FILE).read_text())
+    assert state["launch"] == "single"
+    (ckpt / STATE_FILE).write_text(json.dumps({**state, "launch": launch}))
+    if launch == "deepspeed":  # what sharded.full_state_dicts writes under DeepSpeed
+        torch.save({}, ckpt / "optimizer.pt")
+    with pytest.raises(LaunchError, match=needle):
+        setup(cfg, resume=True)

@@ -184,8 +184,12 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if ckpt is not None and strategy == "fsdp":
         state = resume_fsdp(run, ckpt)
     elif ckpt is not None:
-        if json.loads((ckpt / STATE_FILE).read_text()).get("launch") == "fsdp":  # its optimizer state is keyed by name
+        launch = json.loads((ckpt / STATE_FILE).read_text()).get("launch")
+        if launch == "fsdp":  # its optimizer state is keyed by name
             raise LaunchError(f"{ckpt} was written by an FSDP run; resume it with the same launch")
+        if launch == "deepspeed":  # its optimizer.pt is empty: AdamW would fail on a missing key
+            raise LaunchError(f"{ckpt} was written by a DeepSpeed run, which saves no optimizer state; "
+                              f"start a new run from its weights: model={ckpt / 'model'}")
         state = load_checkpoint(ckpt, model, optimizer, scheduler, accelerator.process_index)
     if ckpt is not None:
         run.start_step = int(state["step"])
