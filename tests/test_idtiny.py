@@ -108,6 +108,15 @@ def test_parse_maps_item_tokens_to_pool_numbers(tok) -> None:
     assert "slate_malformed" in parse_completion("<SLATE>[i7]</SLATE><RANK>[i7]</RANK>", 4).errors
 
 
+def test_parse_long_item_ids() -> None:
+    """Item ids are not bounded in length (a 64-character hash is one): they parse like short ones."""
+    ids = ["f" * 64, "0123456789abcdef" * 8, "7"]
+    labels = [item_token(i) for i in ids]
+    text = render_completion([2, 1, 3], [1, 2], labels)
+    p = parse_completion(text, 3, labels=labels)
+    assert (p.slate, p.ranking, p.valid) == ([2, 1, 3], [1, 2], True)
+
+
 @pytest.mark.parametrize("slate,ranking", [([2], [2]), ([2, 4, 1], [4, 2]), ([1, 2, 3, 4], [3, 1, 4, 2])])
 def test_phase_masks_exact_on_item_token_completions(tok, slate, ranking) -> None:
     labels = candidate_labels(tok, _example())

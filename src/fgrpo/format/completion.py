@@ -56,7 +56,9 @@ ERROR_KINDS = (
 )
 
 _ITEM = re.compile(r"\[([0-9]{1,9})\]")
-_REF = re.compile(r"\[[^\[\]\s]{1,64}\]")  # an item-token reference such as [i242] (labels=...)
+# an item-token reference such as [i242] (labels=...), of any length: item ids are not
+# bounded (items.item_token), and a 64-character hash id must parse like a short one
+_REF = re.compile(r"\[[^\[\]\s]+\]")
 _SLATE_SEPARATORS = re.compile(r"[\s,]*")
 _RANK_SEPARATORS = re.compile(r"[\s,>]*")
 
