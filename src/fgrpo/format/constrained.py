@@ -37,6 +37,7 @@ from fgrpo.format.completion import (
     render_slate,
 )
 from fgrpo.format.items import ItemConstraint, uses_item_tokens
+from fgrpo.format.prompts import PHASES, Phase
 
 if TYPE_CHECKING:
     from fgrpo.data.schema import Example
@@ -171,10 +172,10 @@ class FormatConstraint:
 
     def __init__(
         self, tokenizer: Any, num_candidates: list[int], max_slate: int, max_rank: int,
-        phase: str = "both", slates: list[list[int]] | None = None,
+        phase: Phase = "both", slates: list[list[int]] | None = None,
     ) -> None:  # fmt: skip
-        if phase not in ("both", "slate", "rank"):
-            raise ValueError(f"phase must be 'both', 'slate' or 'rank', got {phase!r}")
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         if (phase == "rank") != (slates is not None) or (slates is not None and len(slates) != len(num_candidates)):
             raise ValueError("phase 'rank' needs one slate per prompt (and only it takes slates)")
         self.tokenizer = tokenizer
