@@ -66,3 +66,13 @@ def test_data_parallel_resume_refuses_an_engine_checkpoint(tmp_path: Path, launc
         torch.save({}, ckpt / "optimizer.pt")
     with pytest.raises(LaunchError, match=needle):
         setup(cfg, resume=True)
+
+
+def test_update_is_finite_by_hand() -> None:
+    from fgrpo.trainer.train import update_is_finite
+
+    nan, inf = math.nan, math.inf
+    assert update_is_finite(0.5, 1.0, "single") and update_is_finite(0.5, 1.0, "fsdp")
+    assert not update_is_finite(0.5, nan, "single") and not update_is_finite(0.5, inf, "fsdp")
+    assert not update_is_finite(nan, 1.0, "single") and not update_is_finite(inf, 1.0, "deepspeed")
+    assert update_is_finite(0.5, nan, "deepspeed")  # the engine stepped; it just did not report the norm

@@ -213,6 +213,14 @@ def rollout_generator(seed: int, step: int, slot: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([seed, step, slot]).generate_state(1)[0]))
 
 
+def update_is_finite(loss: float, grad_norm: float, strategy: str) -> bool:
+    """Whether a step's update may be applied (``update_skipped`` is its negation). Under
+    DeepSpeed the engine has already stepped inside backward, whatever this says; a non-finite
+    loss still counts there, so that ``max_bad_steps`` stops a diverged run, but a gradient
+    norm the engine did not report (NaN from sharded.clip_grad_norm) must not stop a healthy one."""
+    return math.isfinite(loss) and (strategy == "deepspeed" or math.isfinite(grad_norm))
+
+
 def train_step(run: Run, step: int) -> dict[str, Any]:
     cfg, model, tok, acc = run.cfg, run.model, run.tokenizer, run.accelerator
     t_start = time.perf_counter()
@@ -294,7 +302,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                 if q.grad is not None:
                     q.grad = acc.reduce(q.grad, reduction="mean")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-    finite = math.isfinite(stats["loss"]) and bool(torch.isfinite(grad_norm))
+    finite = update_is_finite(stats["loss"], float(grad_norm), run.strategy)
     if finite:
         run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
