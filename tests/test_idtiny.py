@@ -227,6 +227,19 @@ def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
         filler_order("model", splits["train"], model, build_tiny_tokenizer())
 
 
+def test_model_filler_order_batched_prefetch_matches_one_at_a_time(tok, splits) -> None:
+    from fgrpo.trainer.sft_command import filler_order
+
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    examples = splits["train"][:12]  # early positions have short histories: left padding in the batch
+    one = filler_order("model", splits["train"], model, tok)
+    expected = [one(ex) for ex in examples]
+    batched = filler_order("model", splits["train"], model, tok)
+    batched.prefetch(examples + examples[:3])  # repeats are scored once
+    assert len(batched.orders) == len({ex.id for ex in examples})
+    assert [batched(ex) for ex in examples] == expected
+
+
 def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
     """Random walks through the allowed tokens always parse as valid, and a token outside
     the allowed set at any step makes the prefix unparseable or invalid."""
