@@ -252,6 +252,19 @@ def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
         filler_order("model", splits["train"], model, build_tiny_tokenizer())
 
 
+def test_model_filler_order_batched_prefetch_matches_one_at_a_time(tok, splits) -> None:
+    from fgrpo.trainer.sft_command import filler_order
+
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    examples = splits["train"][:12]  # early positions have short histories: left padding in the batch
+    one = filler_order("model", splits["train"], model, tok)
+    expected = [one(ex) for ex in examples]
+    batched = filler_order("model", splits["train"], model, tok)
+    batched.prefetch(examples + examples[:3])  # repeats are scored once
+    assert len(batched.orders) == len({ex.id for ex in examples})
+    assert [batched(ex) for ex in examples] == expected
+
+
 def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
     """Random walks through the allowed tokens always parse as valid, and a token outside
     the allowed set at any step makes the prefix unparseable or invalid."""
@@ -277,11 +290,74 @@ def test_item_constraint_allows_exactly_valid_completions(tok) -> None:
     assert not allowed[i7] and not allowed[i1] and allowed[tok.convert_tokens_to_ids("</SLATE>")]
 
 
-def test_one_pass_constraint_follows_the_tokenizer(tok, tiny_tok) -> None:
-    from fgrpo.format.constrained import FormatConstraint, one_pass_constraint
+def test_decoding_constraint_follows_the_tokenizer(tok, tiny_tok) -> None:
+    from fgrpo.format.constrained import FormatConstraint, decoding_constraint
     from fgrpo.format.items import ItemConstraint
 
-    item = one_pass_constraint(tok, [_example()], 3, 2)
+    item = decoding_constraint(tok, [_example()], 3, 2)
     assert isinstance(item, ItemConstraint) and item.pools == [tok.convert_tokens_to_ids(["[i7]", "[i12]", "[i3]", "[i40]"])]
-    numbers = one_pass_constraint(tiny_tok, [_example()], 3, 2)
+    numbers = decoding_constraint(tiny_tok, [_example()], 3, 2)
     assert isinstance(numbers, FormatConstraint) and numbers.num_candidates == [4] and numbers.phase == "both"
+
+
+def test_item_prompt_of_the_rank_phase_shows_the_slate_in_pool_order(tok) -> None:
+    ex = _example()  # pool 7 12 3 40
+    assert item_prompt(ex, slate=[4, 2]) == "<POOL> [i12] [i40] <HIST> [i1] [i2] [i9]"
+    assert render_prompt(tok, ex, phase="rank", slate=[2, 4]) == item_prompt(ex, slate=[4, 2])
+    assert render_prompt(tok, ex, phase="slate") == render_prompt(tok, ex) == item_prompt(ex)
+    with pytest.raises(ValueError, match="slate exactly"):
+        render_prompt(tok, ex, phase="rank")
+    with pytest.raises(ValueError, match="style"):
+        render_prompt(tok, ex, style="zeroshot")
+
+
+def test_item_constraint_phases(tok) -> None:
+    """phase=slate: a slate then EOS; phase=rank: a ranking of the given slate then EOS."""
+    from fgrpo.format.completion import render_slate
+    from fgrpo.format.items import ItemConstraint
+
+    ex = _example()
+    labels = candidate_labels(tok, ex)
+    rng = np.random.default_rng(1)
+
+    def walk(con) -> str:
+        done: list[int] = []
+        while not done or done[-1] != tok.eos_token_id:
+            allowed = con.allowed([done], [0], len(tok))[0].nonzero().flatten().tolist()
+            done.append(int(rng.choice(allowed)))
+        return tok.decode(done, skip_special_tokens=True)
+
+    selector = ItemConstraint(tok, [ex], max_slate=3, max_rank=2, phase="slate")
+    ranker = ItemConstraint(tok, [ex], max_slate=3, max_rank=2, phase="rank", slates=[[4, 1]])
+    for _ in range(30):
+        text = walk(selector)
+        assert text.startswith("<SLATE>") and text.endswith("</SLATE>") and "<RANK>" not in text
+        assert parse_completion(text, 4, 3, 2, labels=labels).slate_valid
+        rank = walk(ranker)
+        assert rank.startswith("<RANK>") and "<SLATE>" not in rank
+        p = parse_completion(render_slate([4, 1], labels) + rank, 4, 3, 2, labels=labels)
+        assert p.valid and set(p.ranking) <= {4, 1}
+    with pytest.raises(ValueError, match="slates"):
+        ItemConstraint(tok, [ex], 3, 2, phase="rank")
+
+
+def test_decoupled_sft_and_two_step_eval_on_an_item_token_model(tok, splits) -> None:
+    """Decoupled SFT for id-tiny: a selector (target=slate) and a ranker (target=rank, shown
+    only the slate) trained apart, chained by predict_two_step: constrained answers are valid,
+    and the joined completion is scored with item labels like a one-pass answer."""
+    from fgrpo.evaluation.two_step import predict_two_step
+    from fgrpo.trainer.sft import supervised_steps
+
+    models = {}
+    for target in ("slate", "rank"):
+        model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+        losses = supervised_steps(model, tok, splits["train"], steps=30, batch_size=8, learning_rate=3e-3, seed=0,
+                                  slate_size=3, max_slate=3, max_rank=2, target=target)  # fmt: skip
+        assert np.mean(losses[-5:]) < np.mean(losses[:5])  # it learns its half of the format
+        models[target] = model
+    preds = predict_two_step(models["slate"], tok, models["rank"], tok, splits["test"][:6], max_slate=3, max_rank=2,
+                             max_new_tokens=12, batch_size=4, progress=False, constrained=True)  # fmt: skip
+    assert len(preds) == 6
+    for p in preds:
+        assert p["slate_valid"] and p["rank_valid"], p
+        assert p["ranker_completion"].startswith("<RANK>") and "[i" in p["selector_completion"]

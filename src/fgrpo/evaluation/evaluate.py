@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
-from fgrpo.format.constrained import one_pass_constraint
+from fgrpo.format.constrained import decoding_constraint
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import Style, encode_prompt
 from fgrpo.format.spans import decode_completions
@@ -54,7 +54,7 @@ def predict(
     for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank, style=style) for ex in chunk]
-        constraint = one_pass_constraint(tokenizer, chunk, max_slate, max_rank) if constrained else None
+        constraint = decoding_constraint(tokenizer, chunk, max_slate, max_rank) if constrained else None
         rolls = generate(model, tokenizer, prompts, 1, max_new_tokens, temperature=0.0, constraint=constraint)
         texts = decode_completions(tokenizer, rolls.completions)
         out.extend(

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from fgrpo.data.schema import Example
 from fgrpo.evaluation.evaluate import prediction_row
 from fgrpo.format.completion import RANK_CLOSE, SLATE_CLOSE, parse_completion
-from fgrpo.format.constrained import FormatConstraint
+from fgrpo.format.constrained import decoding_constraint
+from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import Style, encode_prompt
 from fgrpo.format.spans import decode_completions
 from fgrpo.rollout.engine import generate
@@ -62,14 +63,16 @@ def predict_two_step(
     starts = range(0, len(examples), batch_size)
     for s in tqdm(starts, desc="eval two-step", disable=None if progress else True, dynamic_ncols=True):
         chunk = examples[s : s + batch_size]
-        sizes = [ex.num_candidates for ex in chunk]
         prompts = [encode_prompt(selector_tokenizer, ex, max_slate, max_rank, phase="slate", style=style) for ex in chunk]
-        constraint = FormatConstraint(selector_tokenizer, sizes, max_slate, max_rank, phase="slate") if constrained else None
+        constraint = decoding_constraint(selector_tokenizer, chunk, max_slate, max_rank, "slate") if constrained else None
         rolls = generate(selector, selector_tokenizer, prompts, 1, max_new_tokens, temperature=0.0,
                          stop_string=SLATE_CLOSE, constraint=constraint)  # fmt: skip
         raw_slates = decode_completions(selector_tokenizer, rolls.completions)
         slate_parts = [slate_answer(t) for t in raw_slates]
-        parsed = [parse_completion(t, n, max_slate, max_rank) for t, n in zip(slate_parts, sizes, strict=True)]
+        parsed = [
+            parse_completion(t, ex.num_candidates, max_slate, max_rank, candidate_labels(selector_tokenizer, ex))
+            for t, ex in zip(slate_parts, chunk, strict=True)
+        ]  # fmt: skip
         todo = [i for i, p in enumerate(parsed) if p.slate_valid]  # rows with something to rank
         ranks: list[str | None] = [None] * len(chunk)
         if todo:
@@ -79,7 +82,7 @@ def predict_two_step(
                 for i, sl in zip(todo, slates, strict=True)
             ]
             constraint = (
-                FormatConstraint(ranker_tokenizer, [sizes[i] for i in todo], max_slate, max_rank, phase="rank", slates=slates)
+                decoding_constraint(ranker_tokenizer, [chunk[i] for i in todo], max_slate, max_rank, "rank", slates)
                 if constrained else None
             )  # fmt: skip
             rolls = generate(ranker, ranker_tokenizer, prompts, 1, max_new_tokens, temperature=0.0,
@@ -87,6 +90,6 @@ def predict_two_step(
             for i, text in zip(todo, decode_completions(ranker_tokenizer, rolls.completions), strict=True):
                 ranks[i] = text
         for ex, raw, part, rank in zip(chunk, raw_slates, slate_parts, ranks, strict=True):
-            row = prediction_row(ex, join_answers(part, rank), max_slate, max_rank)
+            row = prediction_row(ex, join_answers(part, rank), max_slate, max_rank, candidate_labels(ranker_tokenizer, ex))
             out.append({**row, "selector_completion": raw, "ranker_completion": rank})
     return out

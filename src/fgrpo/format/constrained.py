@@ -218,14 +218,18 @@ class FormatConstraint:
         return mask
 
 
-def one_pass_constraint(tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int) -> FormatConstraint | ItemConstraint:
-    """The constraint of one-pass answers (``<SLATE>…</SLATE><RANK>…</RANK>``) to ``examples``'
-    prompts. An item-token model (id-tiny) writes one token per item and per tag, so the
-    allowed tokens follow from the token ids alone (:class:`fgrpo.format.items.ItemConstraint`);
-    any other tokenizer spells numbers and tags over several tokens, checked on the text."""
+def decoding_constraint(
+    tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int,
+    phase: Phase = "both", slates: list[list[int]] | None = None,
+) -> FormatConstraint | ItemConstraint:  # fmt: skip
+    """The constraint of answers to ``examples``' prompts: one-pass (``phase="both"``), or a
+    two-step selector's slate / ranker's ranking of ``slates``. An item-token model (id-tiny)
+    writes one token per item and per tag, so the allowed tokens follow from the token ids
+    alone (:class:`fgrpo.format.items.ItemConstraint`); any other tokenizer spells numbers
+    and tags over several tokens, checked on the text."""
     if uses_item_tokens(tokenizer):
-        return ItemConstraint(tokenizer, examples, max_slate, max_rank)
-    return FormatConstraint(tokenizer, [ex.num_candidates for ex in examples], max_slate, max_rank)
+        return ItemConstraint(tokenizer, examples, max_slate, max_rank, phase=phase, slates=slates)
+    return FormatConstraint(tokenizer, [ex.num_candidates for ex in examples], max_slate, max_rank, phase=phase, slates=slates)
 
 
 def format_token_ids(tokenizer: Any, max_number: int, split_phases: bool = False) -> list[int]:

@@ -87,9 +87,12 @@ def check_known_items(tokenizer: Any, example: Example) -> None:
         )
 
 
-def item_prompt(example: Example) -> str:
-    """The prompt of an item-token model: ``<POOL> pool items <HIST> history items``."""
-    pool = " ".join(item_token(c.id) for c in example.candidates)
+def item_prompt(example: Example, slate: list[int] | None = None) -> str:
+    """The prompt of an item-token model: ``<POOL> pool items <HIST> history items``.
+    ``slate`` (a two-step ranker's prompt): only those candidates, in pool order, so that no
+    position gives the selector's ranking away (as for the text prompts)."""
+    shown = range(1, example.num_candidates + 1) if slate is None else sorted(set(slate))
+    pool = " ".join(item_token(example.candidates[k - 1].id) for k in shown)
     history = " ".join(item_token(i) for i in history_ids(example))
     return f"{POOL_TOKEN} {pool} {HIST_TOKEN} {history}".rstrip()
 
@@ -101,17 +104,30 @@ class ItemConstraint:
     distinct pool items, ``</SLATE>``, ``<RANK>``, 1..``max_rank`` distinct slate items
     separated by ``>``, ``</RANK>``, so the allowed next tokens follow from the token ids
     alone (no text parsing). Same interface as
-    :class:`fgrpo.format.constrained.FormatConstraint`.
+    :class:`fgrpo.format.constrained.FormatConstraint`, phases included: ``phase="slate"``
+    allows ``<SLATE>…</SLATE>`` then EOS (a two-step selector), ``phase="rank"`` allows
+    ``<RANK>…</RANK>`` over the row's given slate (``slates``: candidate numbers) then EOS.
     """
 
-    def __init__(self, tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int) -> None:
+    def __init__(
+        self, tokenizer: Any, examples: list[Example], max_slate: int, max_rank: int,
+        phase: str = "both", slates: list[list[int]] | None = None,
+    ) -> None:  # fmt: skip
         from fgrpo.format.completion import RANK_CLOSE, RANK_OPEN, SLATE_CLOSE, SLATE_OPEN
 
+        if phase not in ("both", "slate", "rank"):
+            raise ValueError(f"phase must be 'both', 'slate' or 'rank', got {phase!r}")
+        if (phase == "rank") != (slates is not None) or (slates is not None and len(slates) != len(examples)):
+            raise ValueError("slates are given exactly for phase 'rank', one per example")
         ids = tokenizer.convert_tokens_to_ids
         self.s_open, self.s_close, self.r_open, self.r_close, self.gt = ids([SLATE_OPEN, SLATE_CLOSE, RANK_OPEN, RANK_CLOSE, ">"])
         self.eos = tokenizer.eos_token_id
         self.pools = [ids([item_token(c.id) for c in ex.candidates]) for ex in examples]
-        self.max_slate, self.max_rank = max_slate, max_rank
+        self.max_slate, self.max_rank, self.phase = max_slate, max_rank, phase
+        # phase "rank": the slate as an already written prefix, so one state machine serves all phases
+        self.prefixes = [[] for _ in examples] if slates is None else [
+            [self.s_open, *(pool[k - 1] for k in sl), self.s_close] for pool, sl in zip(self.pools, slates, strict=True)
+        ]  # fmt: skip
 
     def next_tokens(self, done: list[int], pool: list[int]) -> list[int]:
         """Token ids that keep ``done`` a valid prefix."""
@@ -121,6 +137,8 @@ class ItemConstraint:
             slate = done[1:]
             out = [t for t in pool if t not in slate] if len(slate) < self.max_slate else []
             return out + ([self.s_close] if slate else [])
+        if self.phase == "slate":
+            return [self.eos]
         cut = done.index(self.s_close)
         slate, rest = done[1:cut], done[cut + 1 :]
         if not rest:
@@ -139,5 +157,5 @@ class ItemConstraint:
 
         mask = torch.zeros((len(completions), vocab_size), dtype=torch.bool)
         for r, (done, p) in enumerate(zip(completions, prompt_of_row, strict=True)):
-            mask[r, self.next_tokens(done, self.pools[p])] = True
+            mask[r, self.next_tokens(self.prefixes[p] + list(done), self.pools[p])] = True
         return mask

@@ -153,10 +153,12 @@ def render_prompt(
     from fgrpo.format.items import check_known_items, item_prompt, uses_item_tokens
 
     if uses_item_tokens(tokenizer):  # one token per item: no words (fgrpo.format.items)
-        if phase != "both" or style != "standard":
-            raise ValueError("item-token models (id-tiny) have one prompt: phase='both', style='standard'")
+        if style != "standard":
+            raise ValueError("item-token models (id-tiny) have no instructions to vary: style='standard'")
+        if phase not in PHASES or (phase == "rank") != (slate is not None):
+            raise ValueError(f"phase must be one of {PHASES}, with a slate exactly for phase 'rank'")
         check_known_items(tokenizer, example)
-        return item_prompt(example)
+        return item_prompt(example, slate)  # the slate phase's prompt is the one-pass prompt
     text = prompt_text(example, max_slate, max_rank, phase=phase, slate=slate, style=style)
     if getattr(tokenizer, "chat_template", None):
         # a one-line system message: templates that add a default one (SmolLM2's is ~25

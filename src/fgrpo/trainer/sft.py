@@ -160,12 +160,16 @@ def supervised_steps(
     bar = tqdm(range(steps), desc=desc, dynamic_ncols=True, disable=None)
     for step in bar:
         t0 = time.perf_counter()
-        batch = []
+        step_examples = []
         for _ in range(batch_size):
             if cursor == len(order):
                 order, cursor = rng.permutation(len(examples)), 0
-            ex = examples[order[cursor]]
+            step_examples.append(examples[order[cursor]])
             cursor += 1
+        if hasattr(filler_order, "prefetch"):  # a model-scored order: one batched forward per step
+            filler_order.prefetch(step_examples)
+        batch = []
+        for ex in step_examples:
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
             batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target))
         inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}

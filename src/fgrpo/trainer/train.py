@@ -35,7 +35,7 @@ from fgrpo.config import save_config
 from fgrpo.data.schema import Example, read_jsonl
 from fgrpo.data.toy import make_toy_examples
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
-from fgrpo.format.constrained import one_pass_constraint
+from fgrpo.format.constrained import decoding_constraint
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
@@ -236,7 +236,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     slots = range(acc.process_index, cfg.prompts_per_step, acc.num_processes)
     generators = [rollout_generator(cfg.seed, step, slot) for slot in slots]
     # constrained: sample only valid completions (id-tiny: docs/id-tiny.md)
-    constraint = one_pass_constraint(tok, batch, cfg.max_slate, cfg.max_rank) if cfg.constrained_rollouts else None
+    constraint = decoding_constraint(tok, batch, cfg.max_slate, cfg.max_rank) if cfg.constrained_rollouts else None
     with full_params(model, run.strategy):
         rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators, constraint=constraint)
     texts = decode_completions(tok, rolls.completions)
