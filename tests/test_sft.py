@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fgrpo.data.toy import make_toy_examples
-from fgrpo.format.completion import parse_completion
+from fgrpo.format.completion import parse_completion, render_completion
 from fgrpo.models.tiny import build_tiny_llama, build_tiny_tokenizer
 from fgrpo.trainer.sft import collate, completion_loss, encode_sft_example, sft_target
 
@@ -22,6 +22,19 @@ def test_sft_targets_hold_all_relevant_and_rank_them_first() -> None:
         grades = [rel[k] for k in head]
         assert grades == sorted(grades, reverse=True)  # higher grade first, ties in random order
         assert set(ranking) <= set(slate) and len(ranking) == 3
+
+
+def test_sft_target_ranks_only_slate_members_when_relevant_overflow_the_slate() -> None:
+    """4 relevant candidates, a slate of 2 and a ranking of 3: the ranking may only name the
+    2 slate members (it named relevant candidates outside the slate: an invalid target)."""
+    from fgrpo.data.schema import Candidate, Example
+
+    ex = Example("q", "q", [Candidate(str(i), f"c{i}") for i in range(1, 7)], {"1": 1, "2": 1, "3": 1, "4": 1})
+    for seed in range(10):
+        slate, ranking = sft_target(ex, slate_size=2, max_rank=3, rng=np.random.default_rng(seed))
+        assert len(slate) == 2 and set(slate) <= {1, 2, 3, 4}
+        assert sorted(ranking) == sorted(slate)
+        assert parse_completion(render_completion(slate, ranking), 6, 2, 3).valid
 
 
 def test_sft_target_text_parses_back() -> None:

@@ -21,7 +21,6 @@ chained by fgrpo.evaluation.two_step, the ranker seeing the selector's slate, no
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from fgrpo.data.schema import Example
 from fgrpo.format.completion import render_completion, render_ranking, render_slate
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
+from fgrpo.trainer.schedule import warmup_cosine
 
 FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
 TARGETS = ("both", "slate", "rank")
@@ -63,7 +63,7 @@ def sft_target(
         slate = sorted(slate)
     elif slate_order == "ranked":  # the ranking's order: greedy decoding lists best first
         slate = relevant[:slate_size] + slate_fill
-    ranking = (relevant + slate_fill)[:max_rank]
+    ranking = (relevant[:slate_size] + slate_fill)[:max_rank]  # only slate members: a valid target
     return slate, ranking
 
 
@@ -147,13 +147,7 @@ def supervised_steps(
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     total = max(1, steps)
 
-    def lr_lambda(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total))
     model.train()
     order = rng.permutation(len(examples))
     cursor, losses = 0, []
