@@ -1,0 +1,62 @@
+"""A compact markdown table of an `fgrpo compare` results.json, for docs/results.md.
+
+    python scripts/summarize_compare.py runs/compare_ml100k_idtiny/results.json \
+        --keys NDCG@1,NDCG@3,NDCG@5,Hit@1 --pair fgrpo:grpo --pair fgrpo:sft
+
+Each cell is the mean over the method's seeds ± the half-width of its 95% CI (Student's t,
+as in results.md). ``--pair A:B`` adds the per-seed paired difference A - B (the same seed
+means the same warm start, so pairing removes the warm start's share of the seed noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fgrpo.experiments.compare import mean_ci95
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and 95% CI half-width (Student's t, the comparison's own; 0 for one value)."""
+    mean, half = mean_ci95(values)
+    return mean, half or 0.0
+
+
+def cell(values: list[float]) -> str:
+    mean, half = mean_ci(values)
+    return f"{mean:.3f}" if len(values) < 2 else f"{mean:.3f} ± {half:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--keys", default="NDCG@1,NDCG@3,NDCG@5,Hit@1")
+    ap.add_argument("--pair", action="append", default=[], help="A:B, the paired per-seed difference A - B")
+    args = ap.parse_args()
+    res = json.loads(args.results.read_text())
+    keys = args.keys.split(",")
+    print("| method | type | n | " + " | ".join(keys) + " | valid |")
+    print("|---|---|---:|" + "---:|" * (len(keys) + 1))
+    for name, m in res["methods"].items():
+        if not m.get("n"):
+            print(f"| {name} | {m['type']} | 0 | " + " | ".join("not run" for _ in keys) + " | |")
+            continue
+        valid = m["metrics"].get("format/valid_rate", {}).get("values", [1.0])
+        cells = [cell(m["metrics"][k]["values"]) for k in keys]
+        print(f"| {name} | {m['type']} | {m['n']} | " + " | ".join(cells) + f" | {sum(valid) / len(valid):.0%} |")
+    for pair in args.pair:
+        a, b = pair.split(":")
+        ma, mb = res["methods"][a], res["methods"][b]
+        common = [s for s in ma["seeds"] if s in mb["seeds"]]
+        print(f"\nPaired {a} - {b} over seeds {common}:")
+        for k in keys:
+            va = dict(zip(ma["seeds"], ma["metrics"][k]["values"], strict=True))
+            vb = dict(zip(mb["seeds"], mb["metrics"][k]["values"], strict=True))
+            diffs = [va[s] - vb[s] for s in common]
+            mean, half = mean_ci(diffs)
+            print(f"- {k}: {mean:+.3f} ± {half:.3f} (per seed: {', '.join(f'{d:+.3f}' for d in diffs)})")
+
+
+if __name__ == "__main__":
+    main()
