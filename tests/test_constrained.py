@@ -106,8 +106,12 @@ def test_constrained_rollouts_make_every_training_rollout_valid(tmp_path, constr
 
     cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=4", "prompts_per_step=2",
-        "eval_every=0", "tensorboard=false", "torch_threads=1", f"constrained_rollouts={str(constrained).lower()}",
+        "eval_every=1", "eval_limit=4", "tensorboard=false", "torch_threads=1", f"constrained_rollouts={str(constrained).lower()}",
     ])  # fmt: skip
     train(cfg)
-    (row,) = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "format/valid_rate" in r]
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    (row,) = [r for r in rows if "format/valid_rate" in r]
     assert (row["format/valid_rate"] == 1.0) == constrained
+    # the in-training evaluation follows the rollouts (eval_constrained: null)
+    evals = [r["valid/format/valid_rate"] for r in rows if "valid/format/valid_rate" in r]
+    assert len(evals) == 2 and all((v == 1.0) == constrained for v in evals)

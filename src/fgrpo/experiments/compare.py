@@ -147,8 +147,9 @@ TOY_EVAL_SEED = 0  # the toy test split all runs share: `fgrpo eval dataset=toy 
 # config keys that do not change what a run computes (left out of its fingerprint)
 BOOKKEEPING = ("torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "batch_size", "dense_batch_size")
 # keys added after runs were recorded, left out of the fingerprint at their default: adding
-# them changed nothing those runs computed, so their finished results stay valid
-LATER_KEYS: dict[str, Any] = {"target": "both", "prompt_style": None, "selector": None, "ranker": None}
+# them changed nothing those runs computed (eval_constrained: only the in-training valid curve), so
+# their finished results stay valid
+LATER_KEYS: dict[str, Any] = {"target": "both", "prompt_style": None, "selector": None, "ranker": None, "eval_constrained": None}
 
 
 @dataclass

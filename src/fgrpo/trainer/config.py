@@ -110,6 +110,7 @@ class TrainConfig(ModelOptions, DataOptions):
     keep_last: int = option(2, "Checkpoints kept on disk (older ones are deleted).")
     eval_every: int = option(0, "Evaluate greedy decoding on the valid split every N steps (0: never).")
     eval_limit: int = option(64, "Validation examples used by the in-training evaluation.")
+    eval_constrained: bool | None = option(None, "Constrain the in-training evaluation's greedy decoding to the format (null: as constrained_rollouts; a model that only writes valid answers under the constraint, like id-tiny, scores 0 unconstrained).")
     tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.")
     max_bad_steps: int = option(3, "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped).")
 

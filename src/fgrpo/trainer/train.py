@@ -435,8 +435,12 @@ def validate(run: Run) -> dict[str, float]:
     from fgrpo.evaluation.evaluate import predict, score_predictions
 
     examples = run.valid[: run.cfg.eval_limit]
+    constrained = run.cfg.constrained_rollouts if run.cfg.eval_constrained is None else run.cfg.eval_constrained
     with full_params(run.model, run.strategy):
-        preds = predict(run.model, run.tokenizer, examples, run.cfg.max_slate, run.cfg.max_rank, run.cfg.max_new_tokens, progress=False)
+        preds = predict(
+            run.model, run.tokenizer, examples, run.cfg.max_slate, run.cfg.max_rank, run.cfg.max_new_tokens,
+            progress=False, constrained=constrained,
+        )  # fmt: skip
     scores = score_predictions(preds, examples)
     return {f"valid/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
 
