@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("results", type=Path)
     ap.add_argument("--keys", default="NDCG@1,NDCG@3,NDCG@5,Hit@1")
     ap.add_argument("--pair", action="append", default=[], help="A:B, the paired per-seed difference A - B")
+    ap.add_argument("--coverage", action="store_true", help="also: per method and seed, the share of examples whose relevant item is inside the written slate")
     args = ap.parse_args()
     res = json.loads(args.results.read_text())
     keys = args.keys.split(",")
@@ -45,6 +46,14 @@ def main() -> None:
         valid = m["metrics"].get("format/valid_rate", {}).get("values", [1.0])
         cells = [cell(m["metrics"][k]["values"]) for k in keys]
         print(f"| {name} | {m['type']} | {m['n']} | " + " | ".join(cells) + f" | {sum(valid) / len(valid):.0%} |")
+    if args.coverage:  # 1 - errors@5/slate_miss_count / examples, from each run's eval/metrics.json
+        print("\nSlate coverage (relevant item inside the slate), per seed:")
+        for name, m in res["methods"].items():
+            runs = [args.results.parent / "runs" / name / f"seed{seed}" / "eval" / "metrics.json" for seed in m.get("seeds", [])]
+            cov = [1 - d["errors@5/slate_miss_count"] / d["num_examples"] for d in (json.loads(r.read_text()) for r in runs if r.is_file())
+                   if "errors@5/slate_miss_count" in d]  # fmt: skip
+            if cov and m["type"] != "scorer":
+                print(f"- {name}: {cell(cov)} (per seed: {', '.join(f'{c:.3f}' for c in cov)})")
     for pair in args.pair:
         a, b = pair.split(":")
         ma, mb = res["methods"][a], res["methods"][b]
