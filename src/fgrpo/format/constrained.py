@@ -245,3 +245,21 @@ def format_token_ids(tokenizer: Any, max_number: int, split_phases: bool = False
     for text in texts:
         ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
     return sorted(ids)
+
+
+def allowed_masks(
+    constraint: FormatConstraint | ItemConstraint, completions: list[list[int]], prompt_of_row: list[int], vocab_size: int
+) -> torch.Tensor:
+    """[rows, T, vocab] bool: at each position t of each completion, the tokens ``constraint``
+    allowed after its first t tokens (T: the longest completion; positions past a row's end
+    allow everything, they are masked out of every loss). The constrained policy's support,
+    replayed over finished completions, so that training scores the distribution the
+    rollouts were sampled from (``constrained_logprobs``) and SFT trains the softmax the
+    constrained decoder reads (``constrained_loss``)."""
+    t_max = max(1, max(len(c) for c in completions))
+    out = torch.ones((len(completions), t_max, vocab_size), dtype=torch.bool)
+    for t in range(t_max):
+        rows = [r for r, c in enumerate(completions) if len(c) > t]
+        if rows:
+            out[rows, t] = constraint.allowed([completions[r][:t] for r in rows], [prompt_of_row[r] for r in rows], vocab_size)
+    return out

@@ -53,7 +53,8 @@ class SFTConfig(ModelOptions, DataOptions):
     max_grad_norm: float = option(1.0, "Gradient-norm clip.")
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
     filler_policy: Literal["random", "bm25", "popularity", "model"] = option("random", "How slate fillers are chosen among non-relevant candidates; model: by the starting model's next-item scores (item-token models, e.g. id-tiny).")
-    slate_order: Literal["shuffled", "ascending", "ranked"] = option("shuffled", "Order of the target slate: shuffled (issue spec), ascending candidate number (no repeats under greedy decoding), or ranked (relevant first, then fillers in filler order: the ranking's order).")
+    slate_order: Literal["shuffled", "ascending", "ranked", "model", "teacher"] = option("shuffled", "Order of the target slate: shuffled (issue spec), ascending candidate number (no repeats under greedy decoding), ranked (relevant first, then fillers in filler order: the ranking's order), or model (the frozen model's own top items in its order, missed relevant ones at the end, its picks before the first relevant one unsupervised; needs filler_policy=model: docs/results.md, issue 13), or teacher (the frozen model's top items in its order, ranking = its top max_rank: a distillation of its scorer, the labels left to RL).")
+    constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
     log_every: int = option(10, "Log a metrics line every N steps.")
 
@@ -79,13 +80,14 @@ class TrainConfig(ModelOptions, DataOptions):
     clip_eps_high: float = option(0.2, "Upper clip of the probability ratio (0.28 gives DAPO's clip-higher).")
     kl_beta: float = option(0.0, "β of the KL penalty to the frozen initial policy (paper setting: 0).")
     loss_aggregation: Literal["token_mean", "seq_mean", "dr_grpo"] = option("dr_grpo", "How token losses are averaged: dr_grpo (constant normalizer, paper's Dr. GRPO setting), token_mean, seq_mean.")
-    ppo_epochs: int = option(1, "μ: passes over each rollout batch (1: on-policy, old log-probs are the current ones).")
+    ppo_epochs: int = option(1, "μ: passes over each rollout batch, one optimizer step after each (1: on-policy, ratio 1; > 1: the ratio moves and the clip acts).")
 
     # rollouts
     max_new_tokens: int = option(64, "Longest completion sampled.")
     temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
     top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
-    constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling). The policy's log-probs stay those of the unconstrained model.")
+    constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling).")
+    constrained_logprobs: bool = option(True, "With constrained_rollouts: the loss's log-probs (ratio, KL, entropy) are the constrained policy's, the softmax over the allowed tokens the rollouts were sampled from (false: the unconstrained model's, whose gradient also spends itself on tokens the constraint never lets through).")
     share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
 
     # optimizer

@@ -32,11 +32,28 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log π(target) from [n, T, V] logits at the sampling temperature. -> [n, T]."""
+def token_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float, allowed: torch.Tensor | None = None,
+    entropy: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """log π(target) from [n, T, V] logits at the sampling temperature. -> [n, T].
+
+    ``allowed`` ([n, T, V] bool, from :func:`fgrpo.format.constrained.allowed_masks`): the
+    policy is the one rollouts sampled from under a decoding constraint, the softmax over the
+    allowed tokens only; without it, the unconstrained model's softmax. ``entropy``: also
+    the per-token entropy [n, T] of that (masked) distribution."""
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed[:, : logits.shape[1]].to(logits.device), float("-inf"))
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if not entropy:
+        return logp
+    with torch.no_grad():  # a diagnostic: -sum p log p, zero where p is 0
+        ent = -(logp_all.exp() * logp_all.masked_fill(~torch.isfinite(logp_all), 0.0)).sum(-1)
+    return logp, ent
 
 
 def completion_logprobs(
@@ -46,8 +63,12 @@ def completion_logprobs(
     pad_id: int,
     temperature: float = 1.0,
     share_prefix: bool = True,
+    allowed: torch.Tensor | None = None,
+    entropy: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probabilities [G, T] of ``completions`` after ``prompt``, and their mask."""
+    """Per-token log-probabilities [G, T] of ``completions`` after ``prompt``, and their mask.
+    ``allowed``: the constrained policy's token masks (:func:`token_logprobs`); ``entropy``: a
+    list the per-token entropy [G, T] is appended to (a diagnostic, no gradient)."""
     device = next(model.parameters()).device
     comp, comp_mask = pad_right(completions, pad_id)
     comp, comp_mask = comp.to(device), comp_mask.to(device)
@@ -58,7 +79,8 @@ def completion_logprobs(
         layers = _checkpointed_layers(model)
         if layers:
             with _cache_replay_allowed(layers):
-                return _shared_prefix_checkpointed(model, p_ids, comp, comp_mask, temperature)
+                logits = _shared_prefix_checkpointed(model, p_ids, comp, comp_mask)
+                return _logprobs(logits, comp, comp_mask, temperature, allowed, entropy)
         out = model(input_ids=p_ids, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
         cache.batch_repeat_interleave(g)
@@ -76,7 +98,18 @@ def completion_logprobs(
         ids = torch.cat([p_ids.expand(g, -1), comp], dim=1)  # [G, Lp+T]
         attn = torch.cat([torch.ones(g, lp, dtype=torch.long, device=device), comp_mask.long()], 1)
         logits = model(input_ids=ids, attention_mask=attn, logits_to_keep=t + 1).logits[:, :-1]  # [G, T, V]
-    return token_logprobs(logits, comp, temperature), comp_mask
+    return _logprobs(logits, comp, comp_mask, temperature, allowed, entropy)
+
+
+def _logprobs(
+    logits: torch.Tensor, comp: torch.Tensor, comp_mask: torch.Tensor, temperature: float,
+    allowed: torch.Tensor | None, entropy: list[torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    if entropy is None:
+        return token_logprobs(logits, comp, temperature, allowed), comp_mask  # type: ignore[return-value]
+    logp, ent = token_logprobs(logits, comp, temperature, allowed, entropy=True)
+    entropy.append(ent)
+    return logp, comp_mask
 
 
 # ------------------------------------------------------------ under gradient checkpointing
@@ -119,9 +152,8 @@ def _replay_safe_cache(model: Any, make_layer: Callable[[int], Any]) -> Any:
     return cache
 
 
-def _shared_prefix_checkpointed(
-    model: Any, p_ids: torch.Tensor, comp: torch.Tensor, comp_mask: torch.Tensor, temperature: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _shared_prefix_checkpointed(model: Any, p_ids: torch.Tensor, comp: torch.Tensor, comp_mask: torch.Tensor) -> torch.Tensor:
+    """[G, T, V] logits of the completions (the shared-prefix path under checkpointing)."""
     from transformers.cache_utils import DynamicLayer
 
     class RecordOnce(DynamicLayer):
@@ -153,7 +185,7 @@ def _shared_prefix_checkpointed(
     out = model(input_ids=p_ids, past_key_values=prompt_cache, use_cache=True, logits_to_keep=1)
     first = out.logits[:, -1:].expand(g, 1, -1)  # [G, 1, V]
     if t == 1:
-        return token_logprobs(first, comp, temperature), comp_mask
+        return first
     recorded = prompt_cache.layers
     comp_cache = _replay_safe_cache(
         model,
@@ -164,4 +196,4 @@ def _shared_prefix_checkpointed(
     rest = model(
         input_ids=comp[:, :-1], attention_mask=attn, position_ids=pos, past_key_values=comp_cache, use_cache=True
     ).logits  # [G, T-1, V]
-    return token_logprobs(torch.cat([first, rest], dim=1), comp, temperature), comp_mask
+    return torch.cat([first, rest], dim=1)

@@ -63,16 +63,52 @@ def sft_target(
         slate = sorted(slate)
     elif slate_order == "ranked":  # the ranking's order: greedy decoding lists best first
         slate = relevant[:slate_size] + slate_fill
+    elif slate_order == "model":
+        return model_order_target(example, slate_size, max_rank, relevant, filler_order)
+    elif slate_order == "teacher":  # distillation: the frozen model's own answer, labels unused
+        return model_order_target(example, slate_size, max_rank, [], filler_order)
     ranking = (relevant[:slate_size] + slate_fill)[:max_rank]  # only slate members: a valid target
     return slate, ranking
+
+
+def model_order_target(
+    example: Example, slate_size: int, max_rank: int, relevant: list[int], filler_order: FillerOrder | None
+) -> tuple[list[int], list[int]]:
+    """``slate_order="model"``: the slate the frozen starting model would write itself (its
+    top ``slate_size`` pool items, in its order), with every relevant candidate it missed
+    replacing its lowest non-relevant picks at the end; the ranking puts the relevant ones
+    first (by grade), then the rest of the slate in order. Trained with
+    :func:`slate_skip` (the model's own picks before the first relevant one are not
+    supervised), the slate learns where to *recover* the target from the prefixes greedy
+    decoding will actually produce (no exposure bias: a target that is always first in
+    training is never looked for again once the first pick misses), and the ranking learns
+    to re-order the written slate. Measured in docs/results.md (issue 13, item 1)."""
+    if filler_order is None:
+        raise ValueError("key 'slate_order': 'model' needs filler_policy=model (the frozen model's order)")
+    top = filler_order(example)[:slate_size]
+    missed = [k for k in relevant if k not in top][:slate_size]
+    drop = set([k for k in reversed(top) if k not in relevant][: len(missed)])  # the lowest non-relevant picks
+    slate = [k for k in top if k not in drop] + missed
+    rel_set = set(relevant)
+    ranking = ([k for k in relevant if k in slate] + [k for k in slate if k not in rel_set])[:max_rank]
+    return slate, ranking
+
+
+def slate_skip(example: Example, slate: list[int]) -> int:
+    """Leading slate items before the first relevant one (left unsupervised by ``slate_order=model``)."""
+    rel = example.relevant_numbers()
+    return next((i for i, k in enumerate(slate) if k in rel), len(slate))
 
 
 def encode_sft_example(
     tokenizer: Any, example: Example, slate: list[int], ranking: list[int], max_slate: int, max_rank: int,
     target: str = "both",
+    skip: int = 0,
 ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) with the prompt masked out of the labels (-100); ``target``:
-    ``both`` (one-pass answer), ``slate`` (selector) or ``rank`` (ranker, shown ``slate``)."""
+    ``both`` (one-pass answer), ``slate`` (selector) or ``rank`` (ranker, shown ``slate``).
+    ``skip``: the first ``skip`` slate items are not supervised either (item-token models,
+    one token per item: :func:`model_order_target`)."""
     labels = candidate_labels(tokenizer, example)  # item tokens for item-token models, else None
     if target == "both":
         prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank), render_completion(slate, ranking, labels)
@@ -85,7 +121,12 @@ def encode_sft_example(
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     completion = tokenizer(text, add_special_tokens=False)["input_ids"]
     completion = completion + [tokenizer.eos_token_id]
-    return prompt + completion, [-100] * len(prompt) + completion
+    supervised = list(completion)
+    if skip:
+        if labels is None or target == "rank":
+            raise ValueError("unsupervised slate items (slate_order=model) need an item-token model and a slate target")
+        supervised[1 : 1 + skip] = [-100] * skip  # after <SLATE>: one token per item
+    return prompt + completion, [-100] * len(prompt) + supervised
 
 
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -104,18 +145,42 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "keep": torch.tensor(keep)}
 
 
-def completion_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def completion_loss(model: Any, batch: dict[str, torch.Tensor], allowed: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy over the supervised (completion) tokens, the LM head run only on
-    the last ``keep`` positions: on a 500-token prompt that is most of the head's cost."""
+    the last ``keep`` positions: on a 500-token prompt that is most of the head's cost.
+    ``allowed`` ([n, keep-1, V] bool): the softmax of each position over the tokens the
+    decoding constraint allows there (``constrained_loss``)."""
     keep = int(batch["keep"])
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     logits = model(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=positions, logits_to_keep=keep
     ).logits  # [n, keep, V]
     targets = batch["labels"][:, -keep + 1 :] if keep > 1 else batch["labels"][:, :0]  # [n, keep-1]
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100
-    )
+    logits = logits[:, :-1].float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+def constrained_allowed(
+    tokenizer: Any, examples: list[Example], batch: list[tuple[list[int], list[int]]], width: int,
+    max_slate: int, max_rank: int,
+) -> torch.Tensor:  # fmt: skip
+    """[n, width, V] masks of :func:`completion_loss` for one-pass targets: each row's
+    completion (its last tokens, left-padded batch) gets the constraint's allowed sets, the
+    positions before it allow everything (they carry no label)."""
+    from fgrpo.format.constrained import allowed_masks, decoding_constraint
+
+    constraint = decoding_constraint(tokenizer, examples, max_slate, max_rank)
+    completions = [ids[next(i for i, y in enumerate(labels) if y != -100) :] for ids, labels in batch]  # <SLATE> on
+    vocab = len(tokenizer)
+    per_row = allowed_masks(constraint, completions, list(range(len(examples))), vocab)  # [n, Tc, V]
+    out = torch.ones((len(batch), width, vocab), dtype=torch.bool)
+    for i, comp in enumerate(completions):
+        c = len(comp)
+        out[i, width - c :] = per_row[i, :c]
+    return out
+
 
 
 def supervised_steps(
@@ -138,9 +203,15 @@ def supervised_steps(
     log_every: int = 10,
     desc: str = "sft",
     target: str = "both",
+    constrained_loss: bool = False,
 ) -> list[float]:
     """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses.
-    ``target``: what is supervised (module docstring): both phases, the slate or the ranking."""
+    ``target``: what is supervised (module docstring): both phases, the slate or the ranking.
+    ``constrained_loss``: each position's softmax over the tokens the decoding constraint
+    allows there (item-token models, one-pass target): the distribution constrained greedy
+    decoding reads, instead of the whole vocabulary."""
+    if constrained_loss and target != "both":
+        raise ValueError("key 'constrained_loss' supports target=both only")
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -165,9 +236,14 @@ def supervised_steps(
         batch = []
         for ex in step_examples:
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
-            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target))
+            skip = slate_skip(ex, slate) if slate_order == "model" else 0
+            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target, skip))
         inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
-        loss = completion_loss(model, inputs)
+        allowed = None
+        if constrained_loss:
+            width = max(0, int(inputs["keep"]) - 1)
+            allowed = constrained_allowed(tokenizer, step_examples, batch, width, max_slate, max_rank)
+        loss = completion_loss(model, inputs, allowed)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

@@ -76,7 +76,7 @@ def run_sft(cfg: SFTConfig) -> Path:
         model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
         cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
         filler_order(cfg.filler_policy, train, model, tokenizer), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
-        target=cfg.target,
+        target=cfg.target, constrained_loss=cfg.constrained_loss,
     )
     if cfg.use_lora:
         model = model.merge_and_unload()

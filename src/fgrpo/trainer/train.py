@@ -35,7 +35,7 @@ from fgrpo.config import save_config
 from fgrpo.data.schema import Example, read_jsonl
 from fgrpo.data.toy import make_toy_examples
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
-from fgrpo.format.constrained import decoding_constraint
+from fgrpo.format.constrained import allowed_masks, decoding_constraint
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
@@ -267,46 +267,66 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     model.train()
     sharded = run.strategy in SHARDED
     share = cfg.share_prompt_prefix and not sharded  # one model call per micro-batch under an engine (sharded.py)
+    # the policy the rollouts were sampled from: under the constraint, the softmax over the allowed tokens
+    allowed = None
+    if constraint is not None and cfg.constrained_logprobs:
+        allowed = allowed_masks(constraint, rolls.completions, [r // g for r in range(len(rolls.completions))], len(tok))
     old_logps: list[torch.Tensor] = []
+    entropies: list[torch.Tensor] = []
     stats: Counter[str] = Counter()
+    params = [q for q in model.parameters() if q.requires_grad]
+    finite, grad_norms = True, []
+    # μ = ppo_epochs passes over the batch, one optimizer step after each: from the second
+    # pass on the ratio to the rollout policy moves away from 1 and the clip acts
     for epoch in range(cfg.ppo_epochs):
         for p, prompt in enumerate(prompts):
             rows = slice(p * g, (p + 1) * g)
             if run.strategy == "deepspeed":  # DeepSpeed steps inside backward: only after the last micro-batch
-                acc.gradient_state._set_sync_gradients(epoch == cfg.ppo_epochs - 1 and p == len(prompts) - 1)
-            logp, mask = completion_logprobs(model, prompt, rolls.completions[rows], tok.pad_token_id, cfg.temperature, share)
+                acc.gradient_state._set_sync_gradients(p == len(prompts) - 1)
+            group_allowed = None if allowed is None else allowed[rows]
+            logp, mask = completion_logprobs(
+                model, prompt, rolls.completions[rows], tok.pad_token_id, cfg.temperature, share,
+                allowed=group_allowed, entropy=entropies if epoch == 0 else None,
+            )  # fmt: skip
             mask = mask & completion_mask[rows, : mask.shape[1]].to(mask.device)
             if epoch == 0:  # before any update of this step: the rollout policy itself
                 old_logps.append(logp.detach())
             adv = token_adv[rows, : logp.shape[1]].to(logp.device)
             token_loss, clipped = core_algos.clipped_surrogate(logp, old_logps[p], adv, cfg.clip_eps_low, cfg.clip_eps_high)
             if cfg.kl_beta > 0:
-                ref_logp = reference_logprobs(run, prompt, rolls.completions[rows])
+                ref_logp = reference_logprobs(run, prompt, rolls.completions[rows], group_allowed)
                 kl = core_algos.kl_k3(logp, ref_logp)
                 token_loss = token_loss + cfg.kl_beta * kl
-                stats["kl_sum"] += float((kl * mask).sum())
+                stats["kl_sum"] += float((kl * mask).sum()) / cfg.ppo_epochs
             loss = core_algos.aggregate_loss(token_loss, mask, cfg.loss_aggregation, normalizer)
-            acc.backward(loss / cfg.ppo_epochs * acc.num_processes)
+            acc.backward(loss * acc.num_processes)
             stats["loss"] += loss.item() / cfg.ppo_epochs
-            stats["clipped"] += float((clipped & mask).sum())
-            stats["tokens"] += float(mask.sum())
-            stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not share else len(prompt) + mask.shape[1] * g
+            stats["clipped"] += float((clipped & mask).sum()) / cfg.ppo_epochs
+            stats["tokens"] += float(mask.sum()) / cfg.ppo_epochs
+            if epoch == 0:
+                stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not share else len(prompt) + mask.shape[1] * g
 
-    # 5. optimizer step, skipped when the loss or gradient is not finite
-    params = [q for q in model.parameters() if q.requires_grad]
-    if sharded:  # the engine has reduced (and DeepSpeed has already clipped and stepped, see sharded.py)
-        grad_norm = clip_grad_norm(acc, model, cfg.max_grad_norm)
-    else:
-        if acc.num_processes > 1:
-            for q in params:
-                if q.grad is not None:
-                    q.grad = acc.reduce(q.grad, reduction="mean")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-    finite = update_is_finite(stats["loss"], float(grad_norm), run.strategy)
-    if finite:
-        run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        # 5. optimizer step, skipped when the loss or gradient is not finite
+        if sharded:  # the engine has reduced (and DeepSpeed has already clipped and stepped, see sharded.py)
+            grad_norm = clip_grad_norm(acc, model, cfg.max_grad_norm)
+        else:
+            if acc.num_processes > 1:
+                for q in params:
+                    if q.grad is not None:
+                        q.grad = acc.reduce(q.grad, reduction="mean")
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        grad_norms.append(float(grad_norm))
+        if update_is_finite(stats["loss"], float(grad_norm), run.strategy):
+            run.optimizer.step()
+        else:
+            finite = False
+        run.optimizer.zero_grad(set_to_none=True)
+        if not finite:  # no further pass from a skipped update
+            break
     run.scheduler.step()
+    grad_norm = grad_norms[0]  # the first pass's: the on-policy gradient, comparable across μ
+    # [B, T] entropy of the rollout policy (each group's tensor is as wide as its longest completion)
+    ent_tokens = torch.cat([torch.nn.functional.pad(e.cpu(), (0, t_max - e.shape[1])) for e in entropies]) if entropies else None
 
     # 6. metrics of this step over all processes (the contract is docs/metrics.md)
     if acc.num_processes > 1:
@@ -338,6 +358,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "loss": stats["loss"],
         "kl": stats["kl_sum"] / max(1.0, stats["tokens"]) if cfg.kl_beta > 0 else None,
         "clip_frac": stats["clipped"] / max(1.0, stats["tokens"]),
+        **entropy_by_phase(ent_tokens, slate_mask, rank_mask),
         "grad_norm": float(grad_norm),
         "update_skipped": not finite,
         "lr": run.scheduler.get_last_lr()[0],
@@ -352,14 +373,31 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     return row
 
 
+def entropy_by_phase(entropy: torch.Tensor | None, slate_mask: torch.Tensor, rank_mask: torch.Tensor) -> dict[str, float]:
+    """Mean policy entropy (nats per token, of the distribution sampled from) over each
+    phase's tokens: the collapse diagnostic of docs/metrics.md."""
+    if entropy is None:
+        return {}
+    t = entropy.shape[1]
+    out = {}
+    for name, m in (("slate", slate_mask), ("rank", rank_mask)):
+        m = m[:, :t].to(entropy.device)
+        out[f"entropy/{name}"] = float((entropy * m).sum() / m.sum().clamp(min=1))
+    return out
+
+
 @torch.no_grad()
-def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]) -> torch.Tensor:
+def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]], allowed: torch.Tensor | None = None) -> torch.Tensor:
     cfg = run.cfg
     if run.ref_model is not None:
-        logp, _ = completion_logprobs(run.ref_model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+        logp, _ = completion_logprobs(
+            run.ref_model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix, allowed
+        )  # fmt: skip
         return logp
     with run.model.disable_adapter():
-        logp, _ = completion_logprobs(run.model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix)
+        logp, _ = completion_logprobs(
+            run.model, prompt, completions, run.tokenizer.pad_token_id, cfg.temperature, cfg.share_prompt_prefix, allowed
+        )  # fmt: skip
     return logp
 
 
