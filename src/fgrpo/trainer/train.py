@@ -375,7 +375,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         rewards.errors = Counter({k: int(v) for k, v in zip(ERROR_KINDS, counts.tolist(), strict=True)})
         keys = ["clipped", "tokens", "kl_sum", "loss", "rows", "completion_tokens", "slate_tokens", "rank_tokens"]
         tallies = acc.reduce(torch.tensor([float(stats[k]) for k in keys]), reduction="sum")
-        stats.update(dict(zip(keys, tallies.tolist(), strict=True)))
+        for k, v in zip(keys, tallies.tolist(), strict=True):  # assigned: Counter.update would add
+            stats[k] = v
     else:
         slate_valid, rank_valid = rewards.slate_valid, rewards.rank_valid
     a_slate = core_algos.group_advantages(r_slate, cfg.scale_by_std)
