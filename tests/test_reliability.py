@@ -4,6 +4,7 @@ previous checkpoint loadable, Ctrl-C saves and exits cleanly."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -324,3 +325,65 @@ def test_final_model_is_written_atomically(tmp_path: Path, monkeypatch: pytest.M
     train_module.save_final_model(run, tmp_path / "model")
     assert (tmp_path / "model" / "model.safetensors").is_file() and (tmp_path / "model" / "tokenizer.json").is_file()
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+# ------------------------------------------------------------------ real kill -9, several times
+
+
+def _launches(out: Path) -> int:
+    """How many processes have got past their imports and setup's first line in ``out``."""
+    path = out / "metrics.jsonl"
+    return path.read_text().count('"note": "launch:') if path.is_file() else 0
+
+
+def _run_until(proc: subprocess.Popen, out: Path, launched: int, seconds: float | None) -> float:
+    """Wait for ``proc`` to get past its setup's first line, then ``seconds`` (None: to its
+    end); SIGKILL it if still running. Returns the seconds it ran past that line."""
+    _wait_for(lambda: _launches(out) > launched or proc.poll() is not None)
+    t0 = time.time()
+    try:
+        proc.wait(timeout=seconds if seconds is not None else 600)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    return time.time() - t0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["use_lora=true", "lora_r=4", "kl_beta=0.1"]], ids=["full", "lora-warmup-kl"])
+def test_seeded_kill_9_loop_resumes_bit_for_bit(tmp_path: Path, extra: list[str]) -> None:
+    """Four SIGKILLs at seeded random moments of `fgrpo train` (the warm-up, steps, saves:
+    saves pause 0.3 s before their rename to widen that window), each followed by `--resume`,
+    then `--resume` until done: the final weights equal the uninterrupted run's bit for bit
+    and metrics.jsonl holds every row once, equal to the uninterrupted rows."""
+    common = ["sft_warmup_steps=40", "max_steps=12", "save_every=2", "keep_last=1", "torch_threads=1", *extra]
+    cmd = [sys.executable, "-m", "fgrpo", "train", "--config", "configs/toy.yaml", *FAST, *common]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FGRPO_TEST_PAUSE_BEFORE_RENAME": "0.3"}
+    straight, out, log = tmp_path / "straight", tmp_path / "killed", tmp_path / "stderr.txt"
+
+    def start(folder: Path, *flags: str) -> subprocess.Popen:
+        with log.open("a") as err:
+            return subprocess.Popen([*cmd, f"output_dir={folder}", *flags], cwd=REPO, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env)
+
+    proc = start(straight)
+    duration = _run_until(proc, straight, 0, None)  # past setup's first line: what the kills are drawn over
+    assert proc.returncode == 0, log.read_text()[-2000:]
+
+    rng, moments = random.Random(12), []
+    for attempt in range(4):
+        moments.append(round(rng.uniform(0.0, 0.5) * duration, 2))
+        launched = _launches(out)
+        proc = start(out, *(["--resume"] if attempt else []))
+        _run_until(proc, out, launched, moments[-1])
+        assert proc.returncode == -signal.SIGKILL, (moments, log.read_text()[-2000:])  # killed, not finished
+    for _ in range(4):  # then resume until done (the kills may all have landed before a checkpoint)
+        launched = _launches(out)
+        proc = start(out, "--resume")
+        _run_until(proc, out, launched, None)
+        if proc.returncode == 0:
+            break
+    assert proc.returncode == 0, (moments, log.read_text()[-2000:])
+    _assert_same_weights(out, straight)
+    assert _rows(out) == _rows(straight), moments
+    assert not list((out / "checkpoints").glob(".tmp-*")) and not list(out.glob(".tmp-*"))

@@ -226,6 +226,8 @@ def warm_up(
         if state.get("sft_warmup_steps") != cfg.sft_warmup_steps:
             raise LaunchError(f"{warm} holds {state.get('sft_warmup_steps')} warm-up steps, the config asks for "
                               f"{cfg.sft_warmup_steps}; resume with the same config")
+        if log:
+            log.note(f"warm-up loaded from {warm}")
         return
     supervised_steps(
         model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
