@@ -91,7 +91,7 @@ def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path: Path) ->
     assert not list((out / "checkpoints").glob(".tmp-*"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     """Issue 12 item 9: an interrupted run saves, says so and exits 128 + the signal, not 0."""
     out = tmp_path / "run"
