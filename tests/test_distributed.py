@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -38,3 +39,20 @@ def test_two_processes_match_one_process(tmp_path: Path) -> None:
     assert updates >= 1  # some step had a learning signal, so equality is not trivial
     assert len(list((two / "checkpoints").glob("step-*"))) == 1
     assert {p.name for p in (two / "checkpoints" / "step-000003").glob("rng-*.pt")} == {"rng-0.pt", "rng-1.pt"}
+
+
+def test_step_metrics_cover_all_processes(tmp_path: Path) -> None:
+    """Issue 12 item 5: completion_len and phase_tokens/* are means over every process's
+    rollouts, not rank 0's. Step 1 starts from the same weights in both runs and each prompt
+    group samples from its own generator, so its rollouts, hence the means, are the same."""
+    from fgrpo.trainer.metrics_log import read_metrics
+
+    common = ["--config", "configs/toy.yaml", "sft_warmup_steps=20", "tensorboard=false", "group_size=4",
+              "prompts_per_step=2", "max_steps=1", "save_every=1", "eval_every=0", "torch_threads=1"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    run([sys.executable, "-m", "fgrpo", "train", *common, f"output_dir={one}"])
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "fgrpo", "train", *common, f"output_dir={two}"])
+    a, b = ([r for r in read_metrics(out / "metrics.jsonl") if "loss" in r][0] for out in (one, two))
+    for key in ("completion_len", "phase_tokens/slate", "phase_tokens/rank", "reward/slate", "reward/rank"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6), key

@@ -65,7 +65,7 @@ def train(
 
         run_dry(cfg, accelerate_config, num_gpus, strategy, prompt_tokens, gpu_memory, echo=typer.echo)
         return
-    from fgrpo.trainer.train import TrainingStopped
+    from fgrpo.trainer.train import TrainingInterrupted, TrainingStopped
     from fgrpo.trainer.train import train as run_train
 
     try:
@@ -73,6 +73,9 @@ def train(
     except TrainingStopped as e:
         typer.echo(f"training stopped: {e}", err=True)
         raise typer.Exit(3) from e
+    except TrainingInterrupted as e:  # not "done": 130 (SIGINT) / 143 (SIGTERM)
+        typer.echo(f"training interrupted: {e}", err=True)
+        raise typer.Exit(e.exit_code) from e
     typer.echo(f"done: {out}")
 
 

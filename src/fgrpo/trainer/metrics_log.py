@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,23 @@ class MetricsLog:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step" and math.isfinite(v):
                     self.writer.add_scalar(k, v, row["step"])
 
+    def keep(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Rewrite the file with only the lines ``predicate`` keeps (on resume: the rows the
+        resumed run does not write again). Atomic: a kill leaves the old file or the new one."""
+        if not self.path.is_file():
+            return
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if _parses(line) and predicate(json.loads(line))]  # a torn last line goes
+        if len(kept) == len(lines):
+            return
+        tmp = self.path.with_name(f".tmp-{self.path.name}")
+        with tmp.open("w") as fh:
+            fh.write("".join(line + "\n" for line in kept))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self.note(f"resume: dropped {len(lines) - len(kept)} line(s) the resumed run writes again")
+
     def note(self, message: str) -> None:
         with self.path.open("a") as fh:
             fh.write(json.dumps({"note": message}) + "\n")
@@ -34,6 +53,14 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:  # the last line of a process killed while writing it
+        return False
+    return True
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

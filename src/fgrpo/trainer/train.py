@@ -43,10 +43,16 @@ from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 from fgrpo.rollout.engine import generate
 from fgrpo.trainer.checkpoint import (
     STATE_FILE,
+    check_finite,
+    fsync_tree,
     latest_checkpoint,
     load_checkpoint,
     load_model_weights,
+    load_warmup,
+    publish,
     save_checkpoint,
+    save_warmup,
+    warmup_checkpoint,
 )
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 from fgrpo.trainer.forward import completion_logprobs
@@ -72,6 +78,16 @@ from fgrpo.trainer.sharded import (
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (repeated non-finite updates); the last checkpoint is intact."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """A SIGINT / SIGTERM stopped the run after a checkpoint; ``exit_code`` is the shell's
+    convention for that signal (130, 143), so a script can tell it from a finished run."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 # ------------------------------------------------------------------ setup
@@ -158,12 +174,12 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if ckpt is not None and strategy == "deepspeed":
         raise LaunchError(f"--resume of a DeepSpeed run is not implemented (no optimizer state is saved); "
                           f"start a new run from its weights: model={ckpt / 'model'}")
-    if cfg.sft_warmup_steps > 0 and ckpt is None:
-        supervised_steps(
-            model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
-            seed=cfg.seed, slate_size=cfg.sft_slate_size, max_slate=cfg.max_slate, max_rank=cfg.max_rank,
-            log=(lambda row: log.write({"phase": "sft_warmup", **row})) if log else None, desc="sft warm-up",
-        )
+    warm = warmup_checkpoint(out) if resume and cfg.sft_warmup_steps > 0 else None
+    start_step = int(json.loads((ckpt / STATE_FILE).read_text())["step"]) if ckpt is not None else 0
+    if log and resume:
+        log.keep(resumed_rows(start_step, warmup_kept=warm is not None or ckpt is not None))
+    if cfg.sft_warmup_steps > 0:  # before the reference copy and LoRA: both start from the warmed-up model
+        warm_up(cfg, model, tokenizer, train, accelerator, log, warm, relog=ckpt is None)
     ref_model = None
     if cfg.kl_beta > 0 and not cfg.use_lora:  # with LoRA the reference is the base with adapters off
         import copy
@@ -196,6 +212,47 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         if log:
             log.note(f"resumed from {ckpt} at step {run.start_step}")
     return run
+
+
+def warm_up(
+    cfg: TrainConfig, model: Any, tokenizer: Any, train: list[Example], accelerator: Any,
+    log: MetricsLog | None, warm: Path | None, relog: bool,
+) -> None:
+    """The SFT warm-up, or on resume its saved result (checkpoints/warmup). Without one (a
+    run from before it was saved) the warm-up is run again, deterministic, logged only when
+    its rows were dropped (``relog``), and saved."""
+    if warm is not None:
+        state = load_warmup(warm, model, accelerator.process_index)
+        if state.get("sft_warmup_steps") != cfg.sft_warmup_steps:
+            raise LaunchError(f"{warm} holds {state.get('sft_warmup_steps')} warm-up steps, the config asks for "
+                              f"{cfg.sft_warmup_steps}; resume with the same config")
+        if log:
+            log.note(f"warm-up loaded from {warm}")
+        return
+    supervised_steps(
+        model, tokenizer, train, cfg.sft_warmup_steps, cfg.sft_batch_size, cfg.sft_learning_rate,
+        seed=cfg.seed, slate_size=cfg.sft_slate_size, max_slate=cfg.max_slate, max_rank=cfg.max_rank,
+        log=(lambda row: log.write({"phase": "sft_warmup", **row})) if log and relog else None, desc="sft warm-up",
+    )
+    # saved once, so that a kill before the first RL checkpoint does not re-run the warm-up
+    save_warmup(cfg.output_dir, model, tokenizer, {"sft_warmup_steps": cfg.sft_warmup_steps, "seed": cfg.seed},
+                accelerator.process_index, accelerator.wait_for_everyone)
+
+
+def resumed_rows(start_step: int, warmup_kept: bool) -> Any:
+    """Which metrics.jsonl lines a run resumed at ``start_step`` keeps: the rows it will not
+    write again. Steps past the checkpoint are re-run (a kill after a row was logged but
+    before its step was saved would otherwise leave the row twice); at step 0 that includes
+    the step-0 evaluation; the warm-up's rows unless its result is reused."""
+
+    def keep(row: dict[str, Any]) -> bool:
+        if "step" not in row:  # notes
+            return True
+        if row.get("phase") == "sft_warmup":
+            return warmup_kept
+        return start_step > 0 and row["step"] <= start_step
+
+    return keep
 
 
 # ------------------------------------------------------------------ one step
@@ -316,10 +373,9 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                         q.grad = acc.reduce(q.grad, reduction="mean")
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         grad_norms.append(float(grad_norm))
-        if update_is_finite(stats["loss"], float(grad_norm), run.strategy):
-            run.optimizer.step()
-        else:
-            finite = False
+        # the clipped gradient is what is applied: a NaN max_grad_norm makes it NaN from a finite norm
+        ok = update_is_finite(stats["loss"], float(grad_norm), run.strategy) and (sharded or tensors_finite(q.grad for q in params))
+        finite = ok and guarded_step(run, params)
         run.optimizer.zero_grad(set_to_none=True)
         if not finite:  # no further pass from a skipped update
             break
@@ -329,14 +385,18 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     ent_tokens = torch.cat([torch.nn.functional.pad(e.cpu(), (0, t_max - e.shape[1])) for e in entropies]) if entropies else None
 
     # 6. metrics of this step over all processes (the contract is docs/metrics.md)
+    stats["rows"], stats["completion_tokens"] = float(len(lengths)), float(lengths.sum())
+    stats["slate_tokens"], stats["rank_tokens"] = float(slate_mask.sum()), float(rank_mask.sum())
     if acc.num_processes > 1:
         r_slate, r_rank = acc.gather(r_slate), acc.gather(r_rank)  # [P_global, G]
         valid = acc.gather(torch.stack([rewards.slate_valid, rewards.rank_valid]).T.contiguous())  # [B_global, 2]
         slate_valid, rank_valid = valid[:, 0], valid[:, 1]
         counts = acc.reduce(torch.tensor([float(rewards.errors.get(k, 0)) for k in ERROR_KINDS]), reduction="sum")
         rewards.errors = Counter({k: int(v) for k, v in zip(ERROR_KINDS, counts.tolist(), strict=True)})
-        tallies = acc.reduce(torch.tensor([stats["clipped"], stats["tokens"], stats["kl_sum"], stats["loss"]]), reduction="sum")
-        stats["clipped"], stats["tokens"], stats["kl_sum"], stats["loss"] = tallies.tolist()
+        keys = ["clipped", "tokens", "kl_sum", "loss", "rows", "completion_tokens", "slate_tokens", "rank_tokens"]
+        tallies = acc.reduce(torch.tensor([float(stats[k]) for k in keys]), reduction="sum")
+        for k, v in zip(keys, tallies.tolist(), strict=True):  # assigned: Counter.update would add
+            stats[k] = v
     else:
         slate_valid, rank_valid = rewards.slate_valid, rewards.rank_valid
     a_slate = core_algos.group_advantages(r_slate, cfg.scale_by_std)
@@ -362,9 +422,9 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "grad_norm": float(grad_norm),
         "update_skipped": not finite,
         "lr": run.scheduler.get_last_lr()[0],
-        "completion_len": float(lengths.float().mean()),
-        "phase_tokens/slate": float(slate_mask.sum(-1).float().mean()),
-        "phase_tokens/rank": float(rank_mask.sum(-1).float().mean()),
+        "completion_len": stats["completion_tokens"] / stats["rows"],
+        "phase_tokens/slate": stats["slate_tokens"] / stats["rows"],
+        "phase_tokens/rank": stats["rank_tokens"] / stats["rows"],
         "rollout/seconds": rolls.seconds,
         "rollout/tokens_per_s": rolls.generated_tokens / max(rolls.seconds, 1e-9),
         "tokens_per_s": stats["train_tokens"] / max(seconds - rolls.seconds, 1e-9),
@@ -386,6 +446,33 @@ def entropy_by_phase(entropy: torch.Tensor | None, slate_mask: torch.Tensor, ran
     return out
 
 
+def tensors_finite(tensors: Any) -> bool:
+    """Whether every value is finite; of a sharded (FSDP2 DTensor) parameter, this process's shard."""
+    local = (t.to_local() if hasattr(t, "to_local") else t for t in tensors if t is not None)
+    return all(bool(torch.isfinite(t).all()) for t in local)
+
+
+@torch.no_grad()
+def guarded_step(run: Run, params: list[torch.Tensor]) -> bool:
+    """optimizer.step(), undone when it leaves a non-finite weight (a finite gradient can:
+    an inf or NaN learning rate); returns whether the step was kept. The weights are copied
+    before the step (one copy of the trainable parameters; LoRA: the adapters only). The
+    optimizer's moments keep the step's finite gradient. DeepSpeed has stepped already."""
+    if run.strategy == "deepspeed":
+        run.optimizer.step()
+        return True
+    before = [q.detach().clone() for q in params]
+    run.optimizer.step()
+    ok = torch.tensor(float(tensors_finite(params)))
+    if run.strategy in SHARDED and run.accelerator.num_processes > 1:  # each process checks its shards
+        ok = run.accelerator.reduce(ok.to(run.accelerator.device), reduction="sum") / run.accelerator.num_processes
+    if float(ok) == 1.0:
+        return True
+    for q, b in zip(params, before, strict=True):
+        q.copy_(b)
+    return False
+
+
 @torch.no_grad()
 def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]], allowed: torch.Tensor | None = None) -> torch.Tensor:
     cfg = run.cfg
@@ -405,26 +492,51 @@ def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    run = setup(cfg, resume)
-    out = Path(cfg.output_dir)
-    # Ctrl-C / SIGTERM: finish the current step, save, exit cleanly (a second one aborts).
-    stop = {"requested": False}
+    """Raises TrainingInterrupted after a signal (a checkpoint saved), TrainingStopped when
+    the run ends on non-finite steps (no final model written)."""
+    # Ctrl-C / SIGTERM: finish the current step (or the whole SFT warm-up), save, exit with
+    # 128 + the signal; a second one aborts. Installed before setup, which runs the warm-up.
+    stop: dict[str, int | None] = {"signal": None}
 
     def request_stop(signum: int, frame: Any) -> None:
-        if stop["requested"]:
+        if stop["signal"] is not None:
             raise KeyboardInterrupt
-        stop["requested"] = True
+        stop["signal"] = signum
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run = setup(cfg, resume)
+        step, bad_steps, saved = loop(run, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    out = Path(cfg.output_dir)
+    if bad_steps > 0:  # the last updates were skipped: the run did not reach max_steps good steps
+        raise TrainingStopped(f"the last {bad_steps} step(s) had a non-finite loss, gradient or update (last at "
+                              f"step {step}); no final model written. The last good checkpoint is {latest_checkpoint(out)}")
+    if stop["signal"] is not None and step < cfg.max_steps:
+        name = signal.Signals(stop["signal"]).name
+        where = f"checkpoint of step {saved}" if saved > 0 else "the start of RL" + (" (warm-up saved)" if cfg.sft_warmup_steps else "")
+        raise TrainingInterrupted(f"interrupted by {name} at step {step}; resume with --resume from the {where}", stop["signal"])
+    model_sd, _ = full_state_dicts(run)  # every process takes part under FSDP
+    if run.accelerator.is_main_process:
+        save_final_model(run, out / "model", model_sd)
+    return out
+
+
+def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
+    """The RL steps until max_steps or a stop request; returns (steps done, consecutive
+    skipped steps at the end, the step whose state is on disk)."""
+    cfg, out = run.cfg, Path(run.cfg.output_dir)
     bad_steps = 0
-    step = run.start_step
+    step = saved = run.start_step  # at 0: the start of RL, a fresh run or the saved warm-up
     bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
     try:
-        if cfg.eval_every and run.valid and step == 0 and (run.log is not None or run.strategy in SHARDED):
+        if cfg.eval_every and run.valid and step == 0 and stop["signal"] is None and (run.log is not None or run.strategy in SHARDED):
             scores = validate(run)  # under FSDP every process takes part in gathering the weights
             if run.log is not None:
                 run.log.write({"step": 0, **scores})  # the warm start's score, the curve's origin
-        while step < cfg.max_steps and not stop["requested"]:
+        while step < cfg.max_steps and stop["signal"] is None:
             row = train_step(run, step)
             step += 1
             bad_steps = bad_steps + 1 if row["update_skipped"] else 0
@@ -436,27 +548,25 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             bar.set_postfix(slate=f"{row['reward/slate']:.3f}", rank=f"{row['reward/rank']:.3f}", valid=f"{row['format/valid_rate']:.2f}")
             if bad_steps >= cfg.max_bad_steps:
                 raise TrainingStopped(
-                    f"{bad_steps} consecutive steps had a non-finite loss or gradient (last at step {step}); "
+                    f"{bad_steps} consecutive steps had a non-finite loss, gradient or update (last at step {step}); "
                     f"stopping. The last good checkpoint is {latest_checkpoint(out)}"
                 )
             if bad_steps == 0 and (step % cfg.save_every == 0 or step == cfg.max_steps):
                 checkpoint(run, step)
-        if stop["requested"] and step < cfg.max_steps:
-            if bad_steps == 0:
-                checkpoint(run, step)
-            if run.log:
-                run.log.note(f"interrupted at step {step}; checkpoint saved, resume with --resume")
+                saved = step
+        if stop["signal"] is not None and step < cfg.max_steps and bad_steps == 0 and step != saved:
+            checkpoint(run, step)  # not when just saved: re-saving a step replaces its folder
+            saved = step
+        if stop["signal"] is not None and step < cfg.max_steps and run.log:
+            run.log.note(f"interrupted at step {step} by {signal.Signals(stop['signal']).name}; "
+                         f"saved state: step {saved}; resume with --resume")
+        if bad_steps > 0 and run.log:
+            run.log.note(f"ended with {bad_steps} skipped step(s); no final model written")
     finally:
         bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if run.log:
             run.log.close()
-    if step >= cfg.max_steps:
-        model_sd, _ = full_state_dicts(run)  # every process takes part under FSDP
-        if run.accelerator.is_main_process:
-            save_final_model(run, out / "model", model_sd)
-    return out
+    return step, bad_steps, saved
 
 
 def checkpoint(run: Run, step: int) -> None:
@@ -485,15 +595,24 @@ def validate(run: Run) -> dict[str, float]:
 
 def save_final_model(run: Run, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """A normal Hugging Face folder; with LoRA, the adapters merged into the base weights.
+    Written to a temporary folder, then renamed: a kill leaves the complete folder or none.
     ``state_dict``: the gathered full weights of a sharded model (sharded.full_state_dicts)."""
+    import shutil
+
+    from fgrpo.models.card import write_model_card
+
     model = run.accelerator.unwrap_model(run.model) if run.strategy in SHARDED else run.model
     if run.cfg.use_lora:
         model = model.merge_and_unload()
-    model.save_pretrained(folder, state_dict=state_dict)
-    run.tokenizer.save_pretrained(folder)
-    from fgrpo.models.card import write_model_card
-
+    check_finite(model.state_dict() if state_dict is None else state_dict, f"final model {folder}")
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
+    run.tokenizer.save_pretrained(tmp)
     metrics_file = Path(run.cfg.output_dir) / "metrics.jsonl"
     last = [r for r in read_metrics(metrics_file) if "reward/slate" in r][-1:] if metrics_file.is_file() else []
     summary = {k: v for k, v in (last[0] if last else {}).items() if k.startswith(("reward/", "format/", "valid/")) or k == "step"}
-    write_model_card(folder, run.cfg, training=f"{run.cfg.advantage_estimator} (fgrpo train)", metrics=summary)
+    write_model_card(tmp, run.cfg, training=f"{run.cfg.advantage_estimator} (fgrpo train)", metrics=summary)
+    fsync_tree(tmp)
+    publish(tmp, folder)
