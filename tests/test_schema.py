@@ -102,7 +102,7 @@ def test_bad_lines_raise_or_are_counted(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     good = json.dumps(obj())
     path.write_text(
-        "\n".join([good, "{broken", "", json.dumps(obj(relevance={"q": 1})), good]) + "\n"
+        "\n".join([good, "{broken", "", json.dumps(obj(relevance={"q": 1})), json.dumps(obj(id="e2"))]) + "\n"
     )
     with pytest.raises(DataError, match=r"d.jsonl:2: not valid JSON"):
         read_jsonl(path)

@@ -38,12 +38,51 @@ def _config_classes() -> dict[str, type]:
     return classes
 
 
+_LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
+
+
 def _load(command: str, config: Path | None, overrides: list[str]) -> Any:
     try:
-        return load_config(_config_classes()[command], config, overrides)
+        cfg = load_config(_config_classes()[command], config, overrides)
     except ConfigError as e:
         typer.echo(f"config error: {e}", err=True)
         raise typer.Exit(2) from e
+    _LOADED["cfg"] = cfg
+    return cfg
+
+
+# what torch.save's C++ writer says when a write fails (it raises RuntimeError, no errno)
+_TORCH_WRITE_FAILURES = ("iostream error", "file write failed", "unexpected pos", "PytorchStreamWriter failed")
+
+
+def disk_error_message(e: BaseException, output_dir: str | None = None) -> str | None:
+    """One line for a failed write or read (None: not one): names the path and says
+    "no space left on device" or "cannot write to ..."; nothing already written is lost."""
+    import errno
+    import shutil
+
+    where = output_dir or "the output folder"
+    if isinstance(e, OSError):
+        path = e.filename or where
+        code = e.errno
+        if code == errno.ENOSPC:
+            return f"no space left on device writing {path}; what was written before is intact (free space, then rerun; train: --resume)"
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why = "read-only file system" if code == errno.EROFS else "permission denied"
+            return f"cannot write to {path}: {why}"
+        if code in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+            return f"cannot write to {path}: {e.strerror or 'a part of the path is a file'}"
+        if code == errno.ENOENT:
+            return f"{path}: no such file or folder"
+        return f"cannot read or write {path}: {e.strerror or e}"
+    if isinstance(e, RuntimeError) and any(m in str(e) for m in _TORCH_WRITE_FAILURES):
+        try:
+            full = shutil.disk_usage(output_dir or ".").free < 64 * 2**20
+        except OSError:
+            full = False
+        why = "no space left on device" if full else "the write failed (disk full or I/O error)"
+        return f"cannot write under {where}: {why}; what was written before is intact (torch: {str(e).strip()[:120]})"
+    return None
 
 
 @app.command(context_settings=EXTRA)
@@ -111,6 +150,9 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
         tokenizer = load_tokenizer(cfg.prompt_tokenizer)
         length_fn = lambda ex: len(encode_prompt(tokenizer, ex))  # noqa: E731
     manifest = run_prepare(cfg, length_fn)
+    skipped = sum(manifest.get("skipped", {}).values())
+    if skipped:
+        typer.echo(f"data: skipped {skipped} invalid record(s) (skip_invalid); by kind in manifest.json 'skipped'", err=True)
     typer.echo(f"done: {manifest.get('output_dir', '')} {manifest.get('counts', '')}")
 
 
@@ -226,6 +268,15 @@ def main() -> None:
     except DataError as e:  # names file, line and field
         print(f"data error: {e}", file=sys.stderr)
         sys.exit(2)
+    except UnicodeDecodeError as e:  # input read as text elsewhere (rank --input, raw files)
+        print(f"data error: input is not valid UTF-8 (byte {e.start}: {e.reason})", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, RuntimeError) as e:
+        message = disk_error_message(e, getattr(_LOADED.get("cfg"), "output_dir", None))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

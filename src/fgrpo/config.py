@@ -9,6 +9,8 @@ from, so a typo in a YAML file never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +19,15 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 T = TypeVar("T")
+# a number YAML 1.1 reads as a string: 1e-5 and 1e-06 (no dot), 1E5, +2e3
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a 10 MB value is not echoed whole)."""
+    from fgrpo.data.schema import short as cut
+
+    return cut(value, limit)
 
 
 class ConfigError(ValueError):
@@ -60,44 +71,48 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 return _coerce(value, arm, key, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{where}: key '{key}': {value!r} is not {_type_name(tp)}")
+        raise ConfigError(f"{where}: key '{key}': {short(value)} is not {_type_name(tp)}")
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(f"{where}: key '{key}': {value!r} is not one of {_type_name(tp)}")
+        raise ConfigError(f"{where}: key '{key}': {short(value)} is not one of {_type_name(tp)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where}: key '{key}': expected null, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}': expected null, got {short(value)}")
     if tp is Any:
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: key '{key}': expected a list, got {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected a list, got {short(value)}")
         (item_tp, *_rest) = get_args(tp) or (Any,)
         return [_coerce(v, item_tp, key, where) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: key '{key}': expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: key '{key}': expected a mapping, got {short(value)}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: key '{key}': expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}': expected true/false, got {short(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: key '{key}': expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}': expected an integer, got {short(value)}")
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # 1e-5: YAML 1.1 wants a dot to read it as a number
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise ConfigError(f"{where}: key '{key}': expected a number, got NaN")
             return float(value)
-        raise ConfigError(f"{where}: key '{key}': expected a number, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}': expected a number, got {short(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{where}: key '{key}': expected a string, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}': expected a string, got {short(value)}")
     raise ConfigError(f"{where}: key '{key}': unsupported annotation {tp!r}")
 
 
@@ -106,13 +121,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"override '{item}': expected key=value")
+            raise ConfigError(f"override {short(item)}: expected key=value")
         key, raw = item.split("=", 1)
         key = key.strip().lstrip("-").replace("-", "_")
         try:
             out[key] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from e
+            raise ConfigError(f"override {short(item)}: value is not valid YAML ({short(str(e), 200)})") from e
     return out
 
 
@@ -125,7 +140,7 @@ def check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, Any
         if key not in names:
             close = [n for n in names if n.startswith(key[:4])]
             hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key '{key}' for {cls.__name__}{hint}")
+            raise ConfigError(f"{where}: unknown key {short(key)} for {cls.__name__}{hint}")
         kwargs[key] = _coerce(value, hints[key], key, where)
     return kwargs
 
@@ -148,14 +163,50 @@ def build_config(cls: type[T], values: dict[str, Any], where: str) -> T:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key written twice in one mapping (safe_load keeps the last,
+    silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: key {short(key)} is given twice "
+                    f"(first at line {first}); keep one"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_output_dir(path: str | Path, key: str = "output_dir") -> None:
+    """ValueError naming ``key`` when ``path`` cannot be a folder: it, or a folder above it,
+    is a file."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == p else f"is under {q}, which is a file"
+                raise ValueError(f"key '{key}': {short(str(path))} {what}, not a folder")
+            return
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """A config file's top-level mapping (empty file: {}), or a ConfigError naming the file."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as e:  # a key given twice
+        raise ConfigError(f"{path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        raise ConfigError(f"{path}: not valid YAML ({short(str(e), 300)})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -38,11 +38,10 @@ class Ranker:
     def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
         from transformers import AutoModelForCausalLM
 
-        from fgrpo.models.loading import DTYPES, load_tokenizer
-        from fgrpo.models.smollm2 import resolve_model_path
+        from fgrpo.models.loading import DTYPES, from_pretrained, load_tokenizer, model_path
 
-        path = resolve_model_path(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+        path = model_path(str(folder))
+        model = from_pretrained(AutoModelForCausalLM, path, dtype=DTYPES[dtype])
         return cls(model, load_tokenizer(path), **kwargs)
 
     def rank_examples(self, examples: list[Example], batch_size: int = 8, progress: bool = False) -> list[RankResult]:

@@ -80,6 +80,11 @@ class PrepareConfig:
     skip_invalid: bool = option(
         False, "false: a bad record raises naming file, line and field; true: skip and count it"
     )
+    skip_invalid_rows: bool | None = option(
+        None,
+        "the same as skip_invalid, under the name the other commands use (null: skip_invalid "
+        "decides; true/false: overrides it)",
+    )
     task: str | None = option(
         None,
         "task name written in each example (null: movies for MovieLens, passages for QA, "
@@ -98,6 +103,10 @@ class PrepareConfig:
         "model folder or builtin name whose tokenizer counts the rendered prompts' tokens for "
         "the manifest's prompt_lengths (null: not recorded)",
     )
+
+    def __post_init__(self) -> None:
+        if self.skip_invalid_rows is not None:
+            self.skip_invalid = self.skip_invalid_rows
 
     def validate(self) -> None:
         if self.seed < 0:

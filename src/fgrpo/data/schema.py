@@ -17,6 +17,7 @@ in the pool; at least one candidate must be relevant.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,15 @@ from typing import Any
 
 class DataError(ValueError):
     """Bad input data; the message names the file, line and field."""
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, so that a 10 MB bad value does not
+    become a 10 MB error message (the cut says how long the whole was)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class Example:
     relevance: dict[str, int]
     task: str = "generic"
     meta: dict[str, Any] = field(default_factory=dict)
+    # ``file:line`` it was read from (empty when built in code): named by later checks
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def num_candidates(self) -> int:
@@ -88,7 +100,7 @@ def example_from_json(obj: Any, where: str) -> Example:
             raise DataError(f"{where}: field 'candidates[{i}]' must be an object with 'id' and 'text'")
         cid = str(c["id"])
         if cid in seen:
-            raise DataError(f"{where}: field 'candidates[{i}].id': duplicate candidate id '{cid}'")
+            raise DataError(f"{where}: field 'candidates[{i}].id': duplicate candidate id {short(cid)}")
         if not isinstance(c["text"], str):
             raise DataError(f"{where}: field 'candidates[{i}].text' must be a string")
         seen.add(cid)
@@ -102,9 +114,15 @@ def example_from_json(obj: Any, where: str) -> Example:
     for rid, grade in rel.items():
         rid = str(rid)
         if rid not in seen:
-            raise DataError(f"{where}: field 'relevance': id '{rid}' is not in the candidate pool")
-        if isinstance(grade, bool) or not isinstance(grade, (int, float)) or grade != int(grade):
-            raise DataError(f"{where}: field 'relevance.{rid}': grade must be an integer, got {grade!r}")
+            raise DataError(f"{where}: field 'relevance': id {short(rid)} is not in the candidate pool")
+        if (
+            isinstance(grade, bool)
+            or not isinstance(grade, (int, float))
+            or (isinstance(grade, float) and not math.isfinite(grade))  # NaN, Infinity, 1e999
+            or grade != int(grade)
+        ):
+            name = rid if len(rid) <= 40 else rid[:40] + "…"
+            raise DataError(f"{where}: field 'relevance.{name}': grade must be an integer, got {short(grade)}")
         relevance[rid] = int(grade)
     if not any(g > 0 for g in relevance.values()):
         raise DataError(f"{where}: field 'relevance': no relevant candidate (all grades <= 0 or empty)")
@@ -118,6 +136,7 @@ def example_from_json(obj: Any, where: str) -> Example:
         relevance=relevance,
         task=str(obj.get("task", "generic")),
         meta=meta,
+        source=where,
     )
 
 
@@ -125,18 +144,27 @@ def iter_json_lines(
     path: Path, skip_invalid: bool = False, on_skip: Callable[[], None] | None = None
 ) -> Iterator[tuple[str, Any]]:
     """``(where, decoded object)`` for each non-blank line of a JSON-lines file, ``where``
-    being ``file:line``. A line that is not JSON raises :class:`DataError` naming it, or,
-    with ``skip_invalid``, is skipped (``on_skip`` is called to count it)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    being ``file:line``. A line that is not UTF-8 or not JSON raises :class:`DataError`
+    naming it, or, with ``skip_invalid``, is skipped (``on_skip`` is called to count it)."""
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
             where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
                 if not skip_invalid:
-                    raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+                    raise DataError(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+                if on_skip is not None:
+                    on_skip()
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as e:
+                if not skip_invalid:
+                    why = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                    raise DataError(f"{where}: not valid JSON ({why})") from None
                 if on_skip is not None:
                     on_skip()
                 continue
@@ -145,25 +173,35 @@ def iter_json_lines(
 
 def iter_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None) -> Iterator[Example]:
     """Examples from a JSONL file. Bad rows raise :class:`DataError` naming file, line and field,
-    or, with ``skip_invalid``, are skipped and counted in ``stats['skipped']``."""
+    or, with ``skip_invalid``, are skipped and counted in ``stats['skipped']``. An example id
+    seen before in the file is a bad row too: prompts are cached by id, so the second row
+    would be trained on the first row's prompt with its own grades."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if stats is not None:
         stats.setdefault("skipped", 0)
         stats.setdefault("read", 0)
+
     def count_skip() -> None:
         if stats is not None:
             stats["skipped"] += 1
 
+    first_line: dict[str, str] = {}
     for where, obj in iter_json_lines(path, skip_invalid, count_skip):
         try:
             ex = example_from_json(obj, where)
+            if ex.id in first_line:
+                raise DataError(
+                    f"{where}: field 'id': duplicate example id {short(ex.id)} (first at line "
+                    f"{first_line[ex.id].rsplit(':', 1)[-1]}); ids must be unique within a split"
+                )
         except DataError:
             if not skip_invalid:
                 raise
             count_skip()
             continue
+        first_line[ex.id] = where
         if stats is not None:
             stats["read"] += 1
         yield ex
@@ -171,6 +209,29 @@ def iter_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, in
 
 def read_jsonl(path: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None) -> list[Example]:
     return list(iter_jsonl(path, skip_invalid=skip_invalid, stats=stats))
+
+
+def read_split(path: str | Path, skip_invalid: bool = False, report: dict[str, Any] | None = None) -> list[Example]:
+    """A split a command needs: :func:`read_jsonl`, then a :class:`DataError` when no example
+    is left (an empty or blank file, or every row skipped). ``report`` (when given) gets
+    ``{str(path): {"read": n, "skipped": m}}``, for the console and the run's outputs."""
+    stats: dict[str, int] = {}
+    examples = read_jsonl(path, skip_invalid, stats)
+    if report is not None:
+        report[str(path)] = {"read": stats["read"], "skipped": stats["skipped"]}
+    if not examples:
+        why = f"all {stats['skipped']} rows are invalid (skipped)" if stats["skipped"] else "the file is empty or blank"
+        raise DataError(f"{path}: no examples: {why}")
+    return examples
+
+
+def skipped_rows_lines(report: dict[str, Any]) -> list[str]:
+    """One console line per file of a :func:`read_split` report that had rows skipped."""
+    return [
+        f"data: skipped {c['skipped']} invalid row(s) of {name} (skip_invalid_rows=true); {c['read']} read"
+        for name, c in report.items()
+        if c.get("skipped")
+    ]
 
 
 def write_jsonl(examples: Iterable[Example], path: str | Path) -> int:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import torch
 
 from fgrpo.config import option, save_config
-from fgrpo.data.schema import Example, read_jsonl
+from fgrpo.data.schema import DataError, Example, read_split, skipped_rows_lines
+from fgrpo.data.splits import fit_to_context, model_context, say, write_data_report
 from fgrpo.evaluation.evaluate import predict, score_predictions
 from fgrpo.evaluation.metrics import format_markdown_table, metric_keys
 
@@ -52,8 +53,23 @@ class EvalConfig:
     seq_heads: int = option(1, "sasrec: attention heads (must divide seq_hidden).")
     seq_max_len: int = option(50, "sasrec/gru4rec: most recent history items fed to the model.")
     seq_dropout: float | None = option(None, "sasrec/gru4rec: dropout rate (None: 0.2 for sasrec, 0.5 for gru4rec).")
+    skip_invalid_rows: bool = option(False, "Skip and count malformed data rows instead of stopping at the first (as in fgrpo train); the count is printed and written to metrics.json (data/skipped_rows) and output_dir/data_report.json.")
+    prompt_overflow: Literal["error", "skip"] = option("error", "LLM methods: a prompt that, with max_new_tokens, does not fit the model's context: error (naming the example's file and line) or skip (not scored; counted in metrics.json as data/prompt_overflow_skipped). Never truncated.")
+    prompt_context: int | None = option(None, "Context length the prompt_overflow check uses (null: the model's max_position_embeddings).")
 
     def validate(self) -> None:
+        from fgrpo.config import check_output_dir
+        from fgrpo.data.toy import TOY_WORDS
+        from fgrpo.trainer.config import check_at_least, check_toy_pool
+
+        check_output_dir(self.output_dir)
+        check_at_least(self, 1, "max_slate", "max_rank", "max_new_tokens", "batch_size")
+        check_at_least(self, 0, "torch_threads")
+        if self.prompt_context is not None:
+            check_at_least(self, 1, "prompt_context")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"key 'ks' must be a non-empty list of cut-offs >= 1, got {self.ks}")
+        check_toy_pool(self.toy_pool_size, self.toy_max_relevant, len(TOY_WORDS))
         if self.method == "zeroshot" and self.prompt_style == "standard":
             raise ValueError("key 'prompt_style': method 'zeroshot' is the zeroshot prompt; use method=model for the standard one")
         if self.method != "two_step" and (self.selector is not None or self.ranker is not None):
@@ -82,13 +98,28 @@ def prompt_style(cfg: EvalConfig) -> Literal["standard", "zeroshot"]:
     return cfg.prompt_style or ("zeroshot" if cfg.method == "zeroshot" else "standard")
 
 
-def llm_predictions(cfg: EvalConfig, examples: list[Example]) -> list[dict[str, Any]]:
-    """Greedy answers of the LLM method(s): one answer (model, zeroshot) or two (two_step)."""
+def fit_eval_examples(cfg: EvalConfig, ranker: Any, examples: list[Example], report: dict[str, Any] | None) -> list[Example]:
+    """The examples whose prompt fits the model's context (``prompt_overflow``)."""
+    from fgrpo.format.prompts import encode_prompt
+
+    style = prompt_style(cfg)
+    tok = ranker.tokenizer
+    context = cfg.prompt_context or model_context(ranker.model)
+    return fit_to_context(
+        examples, lambda ex: encode_prompt(tok, ex, cfg.max_slate, cfg.max_rank, style=style), context,
+        cfg.max_new_tokens, cfg.prompt_overflow, cfg.split, report,
+    )  # fmt: skip
+
+
+def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Greedy answers of the LLM method(s): one answer (model, zeroshot) or two (two_step).
+    Examples dropped by ``prompt_overflow=skip`` are removed from ``examples`` in place."""
     from fgrpo.ranker import Ranker
 
     style = prompt_style(cfg)
     if cfg.method != "two_step":
         ranker = Ranker.from_pretrained(cfg.model, cfg.dtype)
+        examples[:] = fit_eval_examples(cfg, ranker, examples, report)
         return predict(
             ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
             constrained=cfg.constrained, style=style,
@@ -98,13 +129,14 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example]) -> list[dict[str, 
     selector_path, ranker_path = cfg.selector or cfg.model, cfg.ranker or cfg.model
     selector = Ranker.from_pretrained(selector_path, cfg.dtype)
     ranker = selector if ranker_path == selector_path else Ranker.from_pretrained(ranker_path, cfg.dtype)
+    examples[:] = fit_eval_examples(cfg, selector, examples, report)  # the slate prompt shows the whole pool
     return predict_two_step(
         selector.model, selector.tokenizer, ranker.model, ranker.tokenizer, examples, cfg.max_slate, cfg.max_rank,
         cfg.max_new_tokens, cfg.batch_size, constrained=cfg.constrained, style=style,
     )  # fmt: skip
 
 
-def load_split(cfg: EvalConfig) -> tuple[list[Example], list[Example]]:
+def load_split(cfg: EvalConfig, report: dict[str, Any] | None = None) -> tuple[list[Example], list[Example]]:
     """(examples to score, training examples for the methods fitted on the train split)."""
     if cfg.dataset == "toy":
         from fgrpo.data.toy import make_toy_examples
@@ -113,10 +145,15 @@ def load_split(cfg: EvalConfig) -> tuple[list[Example], list[Example]]:
         examples = make_toy_examples(cfg.limit or 200, cfg.toy_pool_size, cfg.toy_max_relevant, seed=split_seed)
         return examples, make_toy_examples(2000, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed)
     folder = Path(cfg.dataset)
-    examples = read_jsonl(folder / f"{cfg.split}.jsonl")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: dataset folder not found (key 'dataset'; make it with fgrpo prepare)")
+    files = report.setdefault("files", {}) if report is not None else {}
+    examples = read_split(folder / f"{cfg.split}.jsonl", cfg.skip_invalid_rows, files)
     if cfg.limit is not None:
         examples = examples[: cfg.limit]
-    train = read_jsonl(folder / "train.jsonl") if cfg.method in TRAINED_METHODS else []
+    train = read_split(folder / "train.jsonl", cfg.skip_invalid_rows, files) if cfg.method in TRAINED_METHODS else []
+    for line in skipped_rows_lines(files):
+        say(line)
     return examples, train
 
 
@@ -165,14 +202,18 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    examples, train = load_split(cfg)
+    report: dict[str, Any] = {}
+    examples, train = load_split(cfg, report)
     extra: dict[str, float] = {}
     if cfg.method in LLM_METHODS:
-        preds = llm_predictions(cfg, examples)
+        preds = llm_predictions(cfg, examples, report)
     else:
         preds, extra = scorer_predictions(cfg, examples, train)
+    write_data_report(out, report)
     metrics = score_predictions(preds, examples, tuple(cfg.ks))
     metrics.update(extra)
+    metrics["data/skipped_rows"] = sum(f.get("skipped", 0) for f in report.get("files", {}).values())
+    metrics["data/prompt_overflow_skipped"] = report.get("prompt_overflow", {}).get(cfg.split, {}).get("skipped", 0)
     with (out / "predictions.jsonl").open("w") as fh:
         for p in preds:
             fh.write(json.dumps(p) + "\n")

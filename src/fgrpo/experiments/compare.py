@@ -142,7 +142,8 @@ SET_BY_COMPARE = ("seed", "output_dir")  # one per run, chosen by the runner
 # (max_steps, learning_rate... mean something else in SFTConfig)
 SFT_FROM_BASE = tuple(f.name for f in dataclasses.fields(ModelOptions)) + tuple(f.name for f in dataclasses.fields(DataOptions))
 # what every evaluation inherits from `base`, so it decodes and scores like training did
-EVAL_FROM_BASE = ("dataset", "max_slate", "max_rank", "toy_pool_size", "toy_max_relevant", "torch_threads", "max_new_tokens", "dtype")
+EVAL_FROM_BASE = ("dataset", "max_slate", "max_rank", "toy_pool_size", "toy_max_relevant", "torch_threads", "max_new_tokens", "dtype",
+                  "skip_invalid_rows", "prompt_overflow", "prompt_context")
 TOY_EVAL_SEED = 0  # the toy test split all runs share: `fgrpo eval dataset=toy seed=0`
 # config keys that do not change what a run computes (left out of its fingerprint)
 BOOKKEEPING = ("torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "batch_size", "dense_batch_size")

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from fgrpo.config import option
-from fgrpo.data.schema import Example, read_jsonl
+from fgrpo.data.schema import Example, read_jsonl, read_split, skipped_rows_lines
+from fgrpo.data.splits import say, write_data_report
 from fgrpo.format.completion import TAGS
 from fgrpo.format.items import HIST_TOKEN, PROMPT_TOKENS, item_token
 from fgrpo.rollout.engine import left_pad
@@ -50,14 +51,14 @@ def _id_key(item: str) -> tuple[int, int, str]:
     return (0, int(item), "") if item.isdigit() else (1, 0, item)
 
 
-def collect_item_ids(folder: str | Path) -> list[str]:
+def collect_item_ids(folder: str | Path, skip_invalid: bool = False) -> list[str]:
     """Every item id in a prepared dataset folder (candidates and histories of each split)."""
     ids: set[str] = set()
     for split in ("train", "valid", "test"):
         path = Path(folder) / f"{split}.jsonl"
         if not path.is_file():
             continue
-        for ex in read_jsonl(path):
+        for ex in read_jsonl(path, skip_invalid):
             ids.update(c.id for c in ex.candidates)
             ids.update(str(h) for h in ex.meta.get("history_ids", []) or [])
     if not ids:
@@ -241,8 +242,17 @@ class PretrainItemsConfig:
     eval_limit: int = option(0, "If > 0, score this many valid examples with the pretrained next-item logits (NDCG@5 in summary.json).")
     log_every: int = option(50, "Write a metrics line every N steps.")
     torch_threads: int = option(1, "CPU threads for torch (0: torch's default).")
+    skip_invalid_rows: bool = option(False, "Skip and count malformed data rows instead of stopping at the first (as in fgrpo train); the count is printed and written to output_dir/data_report.json.")
 
     def validate(self) -> None:
+        from fgrpo.config import check_output_dir
+        from fgrpo.trainer.config import check_at_least
+
+        check_output_dir(self.output_dir)
+        check_at_least(self, 0, "max_steps", "learning_rate", "weight_decay", "warmup_steps", "eval_limit", "torch_threads")
+        check_at_least(self, 1, "num_heads", "hidden_size")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"key 'max_grad_norm' must be > 0, got {self.max_grad_norm}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"key 'hidden_size' ({self.hidden_size}) must be divisible by 'num_heads' ({self.num_heads})")
         for key in ("batch_size", "seq_len", "num_layers", "log_every"):
@@ -264,9 +274,13 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     t0 = time.perf_counter()
-    tokenizer = build_item_tokenizer(collect_item_ids(cfg.dataset))
+    tokenizer = build_item_tokenizer(collect_item_ids(cfg.dataset, cfg.skip_invalid_rows))
     model = build_id_tiny(len(tokenizer), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.seed)
-    train = read_jsonl(Path(cfg.dataset) / "train.jsonl")
+    report: dict[str, Any] = {"files": {}}
+    train = read_split(Path(cfg.dataset) / "train.jsonl", cfg.skip_invalid_rows, report["files"])
+    for line in skipped_rows_lines(report["files"]):
+        say(line)
+    write_data_report(out, report)
     sequences = train_sequences(train)
     t_train = time.perf_counter()
     losses = pretrain_items(
@@ -280,7 +294,7 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
         "pretrain_seconds": time.perf_counter() - t_train,
     }  # fmt: skip
     if cfg.eval_limit > 0 and (Path(cfg.dataset) / "valid.jsonl").is_file():
-        summary.update(score_next_item(model, tokenizer, read_jsonl(Path(cfg.dataset) / "valid.jsonl")[: cfg.eval_limit]))
+        summary.update(score_next_item(model, tokenizer, read_jsonl(Path(cfg.dataset) / "valid.jsonl", cfg.skip_invalid_rows)[: cfg.eval_limit]))
     summary["total_seconds"] = time.perf_counter() - t0
     folder = out / "model"
     model.save_pretrained(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,37 @@ from fgrpo.models.smollm2 import resolve_model_path
 from fgrpo.models.tiny import TINY_LLAMA_ID, build_tiny_llama, build_tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+
+
+def model_path(name: str, key: str = "model") -> str:
+    """What ``from_pretrained`` should read for the config value ``name``: a builtin resolved
+    to its folder, a local folder, or a hub id; a ConfigError naming ``key`` for a folder
+    that does not exist (anything that is not ``owner/name`` is taken for a folder)."""
+    from fgrpo.config import ConfigError, short
+
+    path = resolve_model_path(name)
+    if Path(path).exists() or _HUB_ID.fullmatch(path):
+        return path  # a hub id (online only); from_pretrained's own error is wrapped by the callers
+    raise ConfigError(f"key '{key}': {short(path)}: no such model folder")
+
+
+def from_pretrained(loader: Any, path: str, key: str = "model", **kwargs: Any) -> Any:
+    """``loader.from_pretrained(path)``, a ConfigError naming ``key`` if it cannot."""
+    from fgrpo.config import ConfigError, short
+
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        where = "" if Path(path).exists() else ": no such local folder, and not on the hub (or offline)"
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"key '{key}': cannot load {short(path)}{where} ({short(why, 200)})") from None
 
 
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    tok = build_tiny_tokenizer() if name == TINY_LLAMA_ID else AutoTokenizer.from_pretrained(resolve_model_path(name))
+    tok = build_tiny_tokenizer() if name == TINY_LLAMA_ID else from_pretrained(AutoTokenizer, model_path(name))
     if tok.pad_token_id is None:  # batched rollouts need one; EOS never appears mid-completion
         tok.pad_token = tok.eos_token
     return tok
@@ -28,10 +54,7 @@ def load_model(name: str, dtype: str = "float32", seed: int = 0, tiny_hidden_siz
     if name == TINY_LLAMA_ID:
         vocab = len(build_tiny_tokenizer())
         return build_tiny_llama(vocab, tiny_hidden_size, tiny_num_layers, seed=seed).to(DTYPES[dtype])
-    path = resolve_model_path(name)
-    if not Path(path).exists() and "/" not in path:
-        raise FileNotFoundError(f"model '{name}': no such folder, and not a hub id")
-    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    return from_pretrained(AutoModelForCausalLM, model_path(name), dtype=DTYPES[dtype])
 
 
 def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str) -> Any:

@@ -7,9 +7,38 @@ are this project's choices where the paper is silent; (TRL) follow TRL's GRPOTra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from fgrpo.config import option
+from fgrpo.config import check_output_dir, option
+
+
+def check_at_least(cfg: object, minimum: float, *keys: str) -> None:
+    """ValueError naming the first of ``keys`` whose value is below ``minimum``."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if not value >= minimum:  # also catches a NaN that got this far
+            raise ValueError(f"key '{key}' must be >= {minimum:g}, got {value}")
+
+
+def check_data_options(cfg: DataOptions) -> None:
+    """What every command reading data options refuses (each names its key)."""
+    from fgrpo.data.toy import TOY_WORDS
+
+    check_at_least(cfg, 1, "max_slate", "max_rank", "toy_num_train")
+    check_at_least(cfg, 0, "toy_num_valid")
+    if cfg.max_rank > cfg.max_slate:
+        raise ValueError(f"key 'max_rank' ({cfg.max_rank}) must not exceed 'max_slate' ({cfg.max_slate})")
+    check_toy_pool(cfg.toy_pool_size, cfg.toy_max_relevant, len(TOY_WORDS))
+    if cfg.prompt_context is not None:
+        check_at_least(cfg, 1, "prompt_context")
+
+
+def check_toy_pool(pool_size: int, max_relevant: int, words: int) -> None:
+    if not 1 <= pool_size <= words:
+        raise ValueError(f"key 'toy_pool_size' must be in 1..{words} (the toy vocabulary), got {pool_size}")
+    if not 1 <= max_relevant <= pool_size:
+        raise ValueError(f"key 'toy_max_relevant' must be in 1..toy_pool_size ({pool_size}), got {max_relevant}")
 
 
 @dataclass
@@ -34,7 +63,9 @@ class DataOptions:
     toy_max_relevant: int = option(3, "Toy task: at most this many marked (relevant) candidates per pool.")
     toy_num_train: int = option(4000, "Toy task: training examples generated.")
     toy_num_valid: int = option(64, "Toy task: validation examples generated (a different seed).")
-    skip_invalid_rows: bool = option(False, "Skip and count malformed data rows instead of stopping at the first (which names file, line, field).")
+    skip_invalid_rows: bool = option(False, "Skip and count malformed data rows (bad JSON or UTF-8, bad fields, a repeated example id) instead of stopping at the first, which names file, line and field; the count is printed and written to output_dir/data_report.json. A split left empty is still an error.")
+    prompt_overflow: Literal["error", "skip"] = option("error", "A prompt that, with max_new_tokens, does not fit the model's context (prompt_context): error (stop before training, naming the example's file and line) or skip (drop such examples, counted on the console and in output_dir/data_report.json). Prompts are never truncated: cutting the pool would change the task.")
+    prompt_context: int | None = option(None, "Context length the prompt_overflow check uses (null: the model's max_position_embeddings).")
     max_slate: int = option(10, "Largest slate accepted by the parser (paper: 10).")
     max_rank: int = option(5, "Longest ranking accepted by the parser (paper: 5).")
 
@@ -57,6 +88,14 @@ class SFTConfig(ModelOptions, DataOptions):
     constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
     log_every: int = option(10, "Log a metrics line every N steps.")
+
+    def validate(self) -> None:
+        check_data_options(self)
+        check_output_dir(self.output_dir)
+        check_at_least(self, 1, "max_steps", "batch_size", "slate_size", "log_every", "lora_r")
+        check_at_least(self, 0, "learning_rate", "weight_decay", "warmup_steps", "lora_dropout", "torch_threads")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"key 'max_grad_norm' must be > 0, got {self.max_grad_norm}")
 
 
 @dataclass
@@ -117,8 +156,16 @@ class TrainConfig(ModelOptions, DataOptions):
     max_bad_steps: int = option(3, "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped).")
 
     def validate(self) -> None:
-        if self.max_rank > self.max_slate:
-            raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
+        check_data_options(self)
+        check_output_dir(self.output_dir)
+        check_at_least(self, 1, "eval_limit", "max_bad_steps", "sft_batch_size", "sft_slate_size", "lora_r")
+        check_at_least(self, 0, "learning_rate", "sft_learning_rate", "weight_decay", "warmup_steps", "sft_warmup_steps",
+                       "eval_every", "kl_beta", "clip_eps_low", "clip_eps_high", "lora_dropout", "torch_threads")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"key 'max_grad_norm' must be > 0, got {self.max_grad_norm}")
+        for key in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be in [0, 1), got {getattr(self, key)}")
         if self.group_size < 2:
             raise ValueError("key 'group_size' must be >= 2: a group-relative advantage needs a group")
         for key in ("prompts_per_step", "max_steps", "max_new_tokens", "ppo_epochs", "rank_k", "save_every", "keep_last", "log_every"):
@@ -130,3 +177,36 @@ class TrainConfig(ModelOptions, DataOptions):
             raise ValueError("key 'temperature' must be > 0 for sampled rollouts")
         if self.sft_slate_size > self.max_slate:
             raise ValueError(f"key 'sft_slate_size' ({self.sft_slate_size}) must not exceed 'max_slate' ({self.max_slate})")
+
+
+# keys a resumed run may change: bookkeeping, not what the steps compute
+RESUME_MAY_CHANGE = (
+    "max_steps", "log_every", "save_every", "keep_last", "eval_every", "eval_limit", "eval_constrained",
+    "tensorboard", "max_bad_steps", "torch_threads", "output_dir",
+)
+
+
+def check_resume_config(cfg: TrainConfig, saved: Path) -> None:
+    """ValueError (a config error) naming the keys that differ from the interrupted run's
+    ``config.yaml`` when ``--resume`` would continue from one of its checkpoints: a resumed
+    run with another group_size, seed, learning rate... would silently be neither run."""
+    import dataclasses
+
+    import yaml
+
+    from fgrpo.config import ConfigError, short
+
+    if not saved.is_file() or not any((saved.parent / "checkpoints").glob("step-*")):
+        return  # nothing to continue: --resume starts afresh
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        raise ConfigError(f"--resume: cannot read the run's config {saved} ({short(str(e), 200)})") from None
+    new = dataclasses.asdict(cfg)
+    changed = [k for k in new if k in old and k not in RESUME_MAY_CHANGE and old[k] != new[k]]
+    if changed:
+        what = ", ".join(f"'{k}' ({short(old[k], 40)} -> {short(new[k], 40)})" for k in changed)
+        raise ConfigError(
+            f"--resume: key {what} differs from the run in {saved.parent} ({saved.name}); resume with the same "
+            f"values, or start a new run in another output_dir (only {', '.join(RESUME_MAY_CHANGE)} may change)"
+        )

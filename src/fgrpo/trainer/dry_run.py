@@ -25,6 +25,7 @@ from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import precision_warnings
 
 DEFAULT_PROMPT_TOKENS = 1024
+MEASURED_PROMPTS = 5000  # training prompts tokenized to find the longest (and those over the context)
 RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "runs (accelerate FSDP2; run on CPU only)",
                    "zero2": "runs (accelerate DeepSpeed; 1 CPU process only)"}
 
@@ -159,7 +160,7 @@ def dry_run(
     # data
     train: list[Any] = []
     if cfg.dataset == "toy" or Path(cfg.dataset).is_dir():
-        from fgrpo.trainer.train import load_splits
+        from fgrpo.data.splits import load_splits
 
         train, valid = load_splits(cfg)  # a malformed row raises DataError, naming file and line
         echo(f"data: {len(train)} train / {len(valid)} valid examples from {cfg.dataset} (every row validated)")
@@ -169,12 +170,14 @@ def dry_run(
 
     # prompt length: given, else measured with the local tokenizer, else the manifest's, else assumed
     source = "--prompt-tokens"
+    measured: list[tuple[int, Any]] = []  # (prompt tokens, example), for the context check
     if prompt_tokens is None and train and _local_model(cfg.model):
         from fgrpo.format.prompts import encode_prompt
         from fgrpo.models.loading import load_tokenizer
 
         tok = load_tokenizer(cfg.model)
-        lengths = [len(encode_prompt(tok, ex, cfg.max_slate, cfg.max_rank)) for ex in train[:256]]
+        measured = [(len(encode_prompt(tok, ex, cfg.max_slate, cfg.max_rank)), ex) for ex in train[:MEASURED_PROMPTS]]
+        lengths = [n for n, _ in measured]
         prompt_tokens = max(lengths)
         source = f"longest of {len(lengths)} training prompts (mean {sum(lengths) / len(lengths):.0f}), {cfg.model} tokenizer"
     manifest = Path(cfg.dataset) / "manifest.json"
@@ -200,6 +203,21 @@ def dry_run(
     if cfg.use_lora:
         trainable = memory.lora_params(lora_linear_shapes(model, cfg.lora_target_modules), cfg.lora_r)
     shape = model_shape(model, config, trainable)
+    from fgrpo.data.splits import model_context
+
+    context = cfg.prompt_context or model_context(config)
+    over_context = context is not None and prompt_tokens + cfg.max_new_tokens > context
+    if over_context:
+        over = [ex for n, ex in measured if n + cfg.max_new_tokens > context]
+        first = f"; first: {over[0].source or over[0].id}" if over else ""
+        counted = f"{len(over)} of {len(measured)} measured training prompts" if measured else "the prompt"
+        action = ("a real run would stop (prompt_overflow=error)" if cfg.prompt_overflow == "error"
+                  else "a real run would skip them (prompt_overflow=skip)")
+        notes.append(f"{counted} + max_new_tokens={cfg.max_new_tokens} exceed the model's context of {context} tokens"
+                     f"{first}: {action}")
+        echo(f"context: {context} tokens: prompt + completion ({prompt_tokens + cfg.max_new_tokens}) does NOT fit")
+    elif context is not None:
+        echo(f"context: {context} tokens: prompt + completion ({prompt_tokens + cfg.max_new_tokens}) fits")
     echo(f"model: {type(model).__name__} from {where}, built on the meta device in {time.perf_counter() - t0:.1f} s: "
          f"{shape.total_params:,} parameters, {shape.trainable_params:,} trained"
          f"{f' (LoRA r={cfg.lora_r}, {cfg.lora_target_modules})' if cfg.use_lora else ''}, {shape.num_layers} layers")
@@ -223,11 +241,11 @@ def dry_run(
     echo("| strategy | weights | grads | AdamW | activations + logits | rollout KV (+ gathered weights) | peak | fits | fgrpo trainer |")
     echo("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for s, e in table.items():
-        fits = "yes" if e.peak <= gpu_memory_gib * memory.GIB else "no"
+        fits = "no (context)" if over_context else "yes" if e.peak <= gpu_memory_gib * memory.GIB else "no"
         echo(f"| {s} | {_gib(e.weights)} | {_gib(e.gradients)} | {_gib(e.optimizer)} | {_gib(e.activations + e.logits)} | "
              f"{_gib(e.rollout_kv + e.rollout_weights)} | **{_gib(e.peak)}** | {fits} | {RUNS_IN_TRAINER[s]} |")
     for note in plan.problems + notes:
         echo(f"note: {note}")
     echo("dry run done: nothing was trained")
     return {"plan": plan, "shape": shape, "workload": work, "precision": prec, "estimate": chosen, "table": table,
-            "prompt_tokens": prompt_tokens, "notes": plan.problems + notes}
+            "prompt_tokens": prompt_tokens, "notes": plan.problems + notes, "context": context, "over_context": over_context}

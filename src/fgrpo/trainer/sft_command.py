@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from fgrpo.config import save_config
+from fgrpo.data.splits import fit_splits, load_splits, write_data_report
 from fgrpo.trainer.config import SFTConfig
 from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
-from fgrpo.trainer.train import load_splits
 
 
 class ModelFillerOrder:
@@ -55,6 +55,12 @@ def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = N
     return ranker.rank
 
 
+def sft_target_budget(cfg: SFTConfig) -> int:
+    """Tokens kept free after an SFT prompt for its target (a generous bound on the rendered
+    ``<SLATE>[i] ...</SLATE><RANK>[i] > ...</RANK>``: 4 tokens an item, 16 for the tags)."""
+    return 4 * (cfg.slate_size + cfg.max_rank) + 16
+
+
 def run_sft(cfg: SFTConfig) -> Path:
     from fgrpo.models.card import write_model_card
     from fgrpo.models.loading import add_lora, load_model, load_tokenizer
@@ -65,9 +71,13 @@ def run_sft(cfg: SFTConfig) -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    train, _ = load_splits(cfg)
+    report: dict[str, Any] = {}
+    train, _ = load_splits(cfg, report)
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
+    # the target follows the prompt: up to slate_size + max_rank items, ~4 tokens each, plus tags
+    train = fit_splits(cfg, tokenizer, model, {"train": train}, sft_target_budget(cfg), report)["train"]
+    write_data_report(out, report)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.use_lora:

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from fgrpo.algorithm import core_algos
 from fgrpo.algorithm.rewards import phase_rewards
 from fgrpo.config import save_config
-from fgrpo.data.schema import Example, read_jsonl
-from fgrpo.data.toy import make_toy_examples
+from fgrpo.data.schema import Example
+from fgrpo.data.splits import fit_splits, load_splits, write_data_report
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
 from fgrpo.format.constrained import allowed_masks, decoding_constraint
 from fgrpo.format.items import candidate_labels
@@ -54,7 +54,7 @@ from fgrpo.trainer.checkpoint import (
     save_warmup,
     warmup_checkpoint,
 )
-from fgrpo.trainer.config import SFTConfig, TrainConfig
+from fgrpo.trainer.config import TrainConfig, check_resume_config
 from fgrpo.trainer.forward import completion_logprobs
 from fgrpo.trainer.launch import (
     SHARDED,
@@ -91,19 +91,6 @@ class TrainingInterrupted(RuntimeError):
 
 
 # ------------------------------------------------------------------ setup
-
-
-def load_splits(cfg: TrainConfig | SFTConfig) -> tuple[list[Example], list[Example]]:
-    """(train, valid) examples of a training command's data options."""
-    if cfg.dataset == "toy":
-        train = make_toy_examples(cfg.toy_num_train, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed)
-        valid = make_toy_examples(cfg.toy_num_valid, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed + 10_000)
-        return train, valid
-    folder = Path(cfg.dataset)
-    train = read_jsonl(folder / "train.jsonl", skip_invalid=cfg.skip_invalid_rows)
-    valid_path = folder / "valid.jsonl"
-    valid = read_jsonl(valid_path, skip_invalid=cfg.skip_invalid_rows) if valid_path.is_file() else []
-    return train, valid
 
 
 def batch_indices(step: int, per_step: int, n: int, seed: int) -> list[int]:
@@ -152,13 +139,19 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.output_dir)
+    if resume:
+        check_resume_config(cfg, out / "config.yaml")  # before it is overwritten
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
 
-    train, valid = load_splits(cfg)
+    data_report: dict[str, Any] = {}
+    train, valid = load_splits(cfg, data_report)
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers).to(accelerator.device)
+    fitted = fit_splits(cfg, tokenizer, model, {"train": train, "valid": valid}, cfg.max_new_tokens, data_report)
+    train, valid = fitted["train"], fitted["valid"]
+    write_data_report(out if accelerator.is_main_process else None, data_report)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.mixed_precision == "bf16":  # before the reference copy and LoRA, which then share it
