@@ -1,48 +1,47 @@
 #!/usr/bin/env bash
-# The main job: MovieLens-100K -> supervised warm start of SmolLM2-135M-Instruct -> F-GRPO
-# -> greedy evaluation on the test split, on a 2-core CPU within 30 minutes. Prints the
-# warm start vs after F-GRPO (with Popularity and Random on the same pools) and where the
-# outputs are.
+# The main job (issue 13): MovieLens-100K -> next-item pretraining of the id-tiny Llama (one
+# token per item) -> SFT on the slate+rank format -> F-GRPO -> test metrics, next to Random,
+# Popularity, SASRec and GRU4Rec trained on the same split and scored on the same pools;
+# on a 2-core CPU within 30 minutes from a fresh clone. Ends with one markdown table.
 #
-# Scoring: the ranking table decodes greedily under the output-format constraint
-# (`constrained=true`: every output valid), because at this budget the warm start's free
-# greedy outputs are mostly malformed (repeated items), which would make its ranking
-# metrics zero by construction; the free-decoding valid rate (the paper's protocol, format
-# errors count) is measured too, on the first FREE_LIMIT test users.
+# Every slate writer decodes greedily under the format constraint (docs/id-tiny.md: this
+# small model names out-of-pool items when decoding freely); the scorers rank the pool.
+# The SmolLM2 text pipeline (an LLM reading titles) is scripts/main_llm.sh.
 #
-# Budget knobs (environment): SFT_STEPS, RL_STEPS, TEST_LIMIT, FREE_LIMIT.
-# The defaults fit 30 min on 2 cores; docs/results.md has what they give.
+# Budget knobs (environment): PRETRAIN_STEPS, SFT_STEPS, RL_STEPS, TEST_LIMIT (null: all
+# 943 test users), MAX_EXAMPLES (null: every example of each split; a small slice for the
+# test suite), OUT (the output folder). docs/results.md has what the defaults give.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 F=".venv/bin/fgrpo"
-OUT=runs/main
-SFT_STEPS="${SFT_STEPS:-14}"; RL_STEPS="${RL_STEPS:-8}"; TEST_LIMIT="${TEST_LIMIT:-32}"; FREE_LIMIT="${FREE_LIMIT:-16}"
-EVAL="$F eval --config configs/eval_smollm2_ml100k.yaml dataset=$OUT/data"
+OUT="${OUT:-runs/main}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-3000}"; SFT_STEPS="${SFT_STEPS:-600}"; RL_STEPS="${RL_STEPS:-100}"
+TEST_LIMIT="${TEST_LIMIT:-null}"; MAX_EXAMPLES="${MAX_EXAMPLES:-null}"; SEQ_EXTRA="${SEQ_EXTRA:-}"
 start=$(date +%s)
 stage() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
+EVAL="$F eval dataset=$OUT/data split=test limit=$TEST_LIMIT batch_size=64 torch_threads=2"
 
-stage "prepare MovieLens-100K (leave-one-out, 20-item pools, 5 training positions per user)"
-$F prepare --config configs/prepare_ml100k.yaml output_dir=$OUT/data max_train_per_user=5
-stage "supervised warm start: $SFT_STEPS steps"
-rm -rf $OUT/sft $OUT/fgrpo
-$F sft --config configs/sft_smollm2_ml100k.yaml output_dir=$OUT/sft dataset=$OUT/data max_steps=$SFT_STEPS
-stage "evaluate the warm start: $TEST_LIMIT test users constrained, $FREE_LIMIT free"
-$EVAL model=$OUT/sft/model output_dir=$OUT/eval_sft constrained=true --limit $TEST_LIMIT
-$EVAL model=$OUT/sft/model output_dir=$OUT/eval_sft_free --limit $FREE_LIMIT
+stage "prepare MovieLens-100K (chronological leave-one-out, 20-item pools, every training position)"
+$F prepare --config configs/prepare_ml100k.yaml output_dir=$OUT/data prompt_tokenizer=null max_examples=$MAX_EXAMPLES
+rm -rf $OUT/pretrain $OUT/sft $OUT/fgrpo
+stage "next-item pretraining of id-tiny: $PRETRAIN_STEPS steps"
+$F pretrain-items --config configs/pretrain_idtiny_ml100k.yaml dataset=$OUT/data output_dir=$OUT/pretrain max_steps=$PRETRAIN_STEPS torch_threads=2
+stage "SFT on the slate+rank format: $SFT_STEPS steps"
+$F sft --config configs/sft_idtiny_ml100k.yaml model=$OUT/pretrain/model dataset=$OUT/data output_dir=$OUT/sft max_steps=$SFT_STEPS torch_threads=2
 stage "F-GRPO: $RL_STEPS steps"
-$F train --config configs/fgrpo_smollm2_ml100k.yaml output_dir=$OUT/fgrpo model=$OUT/sft/model dataset=$OUT/data max_steps=$RL_STEPS
-stage "evaluate after F-GRPO"
-$EVAL model=$OUT/fgrpo/model output_dir=$OUT/eval_fgrpo constrained=true --limit $TEST_LIMIT
-$EVAL model=$OUT/fgrpo/model output_dir=$OUT/eval_fgrpo_free --limit $FREE_LIMIT
-$F eval method=popularity dataset=$OUT/data output_dir=$OUT/eval_popularity --limit $TEST_LIMIT
-$F eval method=random dataset=$OUT/data output_dir=$OUT/eval_random --limit $TEST_LIMIT
+$F train --config configs/fgrpo_idtiny_ml100k.yaml model=$OUT/sft/model dataset=$OUT/data output_dir=$OUT/fgrpo max_steps=$RL_STEPS save_every=$RL_STEPS
+stage "test: the slate writers (constrained greedy), then the scorers"
+$EVAL model=$OUT/sft/model constrained=true output_dir=$OUT/eval_sft
+$EVAL model=$OUT/fgrpo/model constrained=true output_dir=$OUT/eval_fgrpo
+$EVAL method=random output_dir=$OUT/eval_random
+$EVAL method=popularity output_dir=$OUT/eval_popularity
+$EVAL method=sasrec output_dir=$OUT/eval_sasrec $SEQ_EXTRA
+$EVAL method=gru4rec output_dir=$OUT/eval_gru4rec $SEQ_EXTRA
 
 stage "done"
-echo "MovieLens-100K test split, first $TEST_LIMIT users, greedy decoding constrained to the format; $(( ($(date +%s) - start) / 60 )) min wall-clock:"
-.venv/bin/python scripts/compare_table.py "SFT (start)=$OUT/eval_sft" "F-GRPO ($RL_STEPS steps)=$OUT/eval_fgrpo" \
-  "Popularity=$OUT/eval_popularity" "Random=$OUT/eval_random"
-echo "Free greedy decoding (no constraint), first $FREE_LIMIT test users: share of valid outputs and their NDCG@5"
-.venv/bin/python scripts/compare_table.py --keys format/valid_rate,NDCG@5 "SFT (start)=$OUT/eval_sft_free" "F-GRPO ($RL_STEPS steps)=$OUT/eval_fgrpo_free"
-echo "outputs: $OUT/data (JSONL + manifest), $OUT/sft/model, $OUT/fgrpo/model (HF folders with model cards),"
-echo "         $OUT/fgrpo/metrics.jsonl + tensorboard/, $OUT/eval_*/{metrics.json,metrics.md,predictions.jsonl}"
+echo "MovieLens-100K test split ($TEST_LIMIT users; null = all 943), $(( ($(date +%s) - start) / 60 )) min wall-clock:"
+.venv/bin/python scripts/compare_table.py --keys NDCG@5,Hit@1,Hit@5,MRR,format/valid_rate \
+  "Random=$OUT/eval_random" "Popularity=$OUT/eval_popularity" "SASRec=$OUT/eval_sasrec" "GRU4Rec=$OUT/eval_gru4rec" \
+  "SFT=$OUT/eval_sft" "F-GRPO=$OUT/eval_fgrpo"
+echo "outputs: $OUT/data, $OUT/{pretrain,sft,fgrpo}/model (HF folders), $OUT/fgrpo/metrics.jsonl, $OUT/eval_*/{metrics.json,predictions.jsonl}"
