@@ -17,11 +17,15 @@ import torch
 
 from fgrpo.baselines import RandomRanker, rank_examples
 from fgrpo.baselines.sequential import (
+    TUNED,
     GRU4Rec,
+    ItemVocab,
     SASRec,
     SeqConfig,
     SequentialRanker,
+    chunks,
     left_pad,
+    user_sequences,
 )
 from fgrpo.data.schema import Candidate, Example
 from fgrpo.evaluation import compute_metrics
@@ -127,6 +131,63 @@ def test_sequential_needs_history_ids() -> None:
         SequentialRanker("caser")  # type: ignore[arg-type]
 
 
+def test_user_sequences_rebuilt_from_windows() -> None:
+    seq = [str(i) for i in range(10, 24)]  # one user's 14 items
+    rows = [
+        Example(f"u-{p}", "", [Candidate(seq[p], "")], {seq[p]: 1},
+                meta={"user": "u", "position": p, "history_ids": seq[max(0, p - 3) : p]})
+        for p in range(1, len(seq))
+    ]  # fmt: skip
+    loose = successor_examples(1, seed=0)  # no user: its own sequence
+    rebuilt = user_sequences([*reversed(rows), *loose])  # any row order
+    assert rebuilt == [seq, [*loose[0].meta["history_ids"], *loose[0].relevance]]
+    pieces = chunks(list(range(14)), max_len=5)
+    assert pieces == [list(range(8, 14)), list(range(3, 9)), list(range(0, 4))]
+    pairs = [(a, b) for p in pieces for a, b in zip(p, p[1:], strict=False)]
+    assert sorted(pairs) == [(i, i + 1) for i in range(13)]  # every transition exactly once
+    ranker = SequentialRanker("gru4rec", SeqConfig(max_len=5))
+    ranker.vocab = ItemVocab.from_examples(rows)
+    assert sum(len(s) - 1 for s in ranker.training_sequences(rows)) == 13
+    ranker.config.train_on = "windows"
+    assert len(ranker.training_sequences(rows)) == 13
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
+def test_early_stopping_restores_the_best_epoch(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scripted valid curve that peaks at epoch 3: training stops after `patience` worse
+    evaluations and the model holds epoch 3's weights."""
+    scripted = iter([0.30, 0.50, 0.60, 0.55, 0.58, 0.40, 0.90, 0.95])
+    weights: list[torch.Tensor] = []
+
+    def fake_evaluate(self, examples, ks=(1, 5)):
+        weights.append(self.model.item_emb.weight.detach().clone())
+        return {"NDCG@5": next(scripted), "Hit@1": 0.0}
+
+    monkeypatch.setattr(SequentialRanker, "evaluate", fake_evaluate)
+    train = successor_examples(60, seed=3)
+    cfg = SeqConfig(epochs=8, patience=3, batch_size=32, hidden=16, seed=0)
+    r = SequentialRanker(kind, cfg).fit(train, successor_examples(10, seed=4))  # type: ignore[arg-type]
+    assert [p["epoch"] for p in r.curve] == [1, 2, 3, 4, 5, 6]  # stopped before epoch 8
+    assert r.stopped_early and r.best_epoch == 3 and r.best_valid == 0.60
+    assert [p["valid_NDCG@5"] for p in r.curve] == [0.30, 0.50, 0.60, 0.55, 0.58, 0.40]
+    assert torch.equal(r.model.item_emb.weight, weights[2])  # epoch 3's weights restored
+    assert not torch.equal(weights[2], weights[-1])
+
+
+def test_early_stopping_on_a_real_valid_curve() -> None:
+    """Successor data: valid NDCG@5 saturates, so with patience 2 training stops long before
+    the 80-epoch cap, and the restored model scores the best epoch's valid NDCG@5 again."""
+    train, valid = successor_examples(300, seed=1), successor_examples(40, seed=5, prefix="v")
+    cfg = SeqConfig(epochs=80, patience=2, lr=3e-3, batch_size=64, hidden=32, seed=0)
+    r = SequentialRanker("sasrec", cfg).fit(train, valid)
+    scores = [p["valid_NDCG@5"] for p in r.curve]
+    assert r.stopped_early and len(r.curve) < 80
+    assert len(r.curve) == r.best_epoch + 2 and r.best_valid == max(scores)
+    assert r.evaluate(valid)["NDCG@5"] == pytest.approx(r.best_valid, abs=1e-9)
+    no_valid = SequentialRanker("sasrec", SeqConfig(epochs=3, batch_size=64, hidden=32)).fit(train)
+    assert len(no_valid.curve) == 3 and no_valid.best_epoch == 3 and "valid_NDCG@5" not in no_valid.curve[0]
+
+
 def write_dataset(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split, (n, seed) in {"train": (200, 7), "valid": (30, 8), "test": (30, 9)}.items():
@@ -146,6 +207,9 @@ def test_eval_command_trains_on_train_split(method: str, tmp_path: Path) -> None
     assert metrics["num_examples"] == 30 and metrics["format/valid_rate"] == 1.0
     assert metrics["baseline/train_seconds"] > 0
     assert metrics["Hit@1"] > 0.7, metrics["Hit@1"]
+    curve = json.loads((tmp_path / "out" / "curve.json").read_text())
+    assert curve["best_epoch"] == metrics["baseline/best_epoch"] and 1 <= curve["best_epoch"] <= 12
+    assert len(curve["curve"]) == metrics["baseline/epochs_run"] and "valid_NDCG@5" in curve["curve"][0]
     preds = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").open()]
     assert all(len(p["slate"]) == 10 and p["ranking"] == p["slate"][:5] for p in preds)
 
@@ -155,6 +219,21 @@ def test_eval_config_checks_seq_options() -> None:
         EvalConfig(method="sasrec", seq_hidden=64, seq_heads=3).validate()
     with pytest.raises(ValueError, match="seq_epochs"):
         EvalConfig(method="gru4rec", seq_epochs=0).validate()
+    with pytest.raises(ValueError, match="seq_patience"):
+        EvalConfig(method="gru4rec", seq_patience=-1).validate()
+    tuned = EvalConfig(method="sasrec").seq_config()
+    assert (tuned.hidden, tuned.blocks, tuned.dropout, tuned.lr) == tuple(TUNED["sasrec"][k] for k in ("hidden", "blocks", "dropout", "lr"))
+    assert EvalConfig(method="gru4rec", seq_lr=0.01).seq_config().lr == 0.01
+
+
+def test_eval_without_valid_split(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data")
+    (data / "valid.jsonl").unlink()
+    common = {"method": "gru4rec", "dataset": str(data), "split": "test", "seq_epochs": 2, "seq_hidden": 16}
+    with pytest.raises(FileNotFoundError, match="seq_patience=0"):
+        run_eval(EvalConfig(**common, output_dir=str(tmp_path / "a")))
+    metrics = run_eval(EvalConfig(**common, seq_patience=0, output_dir=str(tmp_path / "b")))
+    assert metrics["baseline/epochs_run"] == 2 and "baseline/best_valid_NDCG@5" not in metrics
 
 
 # --------------------------------------------------------------------------- dense

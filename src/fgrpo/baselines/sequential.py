@@ -14,14 +14,19 @@ Compact PyTorch versions of the two classical rows of the paper's recommendation
   cross-entropy option RecBole's GRU4Rec follows): item embedding, dropout, a GRU, a
   linear projection, dot product with the item embedding.
 
-Both train on the training split only. A training example gives the sequence
-``history_ids + [relevant id]`` (``meta["history_ids"]``, most recent last, as written by
-the MovieLens/LLaRA builders); the model predicts every next item of it, i.e. all
-prefixes, with a cross-entropy over the full item vocabulary. The vocabulary is every id in
-the training histories and pools (index 0 pads, 1 stands for an unknown item). At scoring
-time a pool is ranked by the next-item logit after the example's history; candidates the
-training split never showed score ``-inf`` (ranked last, ties by candidate number), and
-unknown history items are dropped.
+Both train on the training split only, with a cross-entropy over the full item vocabulary
+for every next item of a training sequence (all prefixes). By default (``train_on="users"``)
+the sequences are each user's chronological items rebuilt from the training rows
+(``meta["user"]``, ``meta["position"]``, ``meta["history_ids"]``, most recent last, as written
+by the MovieLens/LLaRA builders), cut into chunks of ``max_len + 1``: every transition once,
+as the SASRec authors train; ``train_on="windows"`` uses each row's ``history_ids + [relevant
+id]`` as given (ML-100K's rows are overlapping 10-item windows: ~10x the positions per epoch).
+Given valid examples, ``fit`` early-stops on their pool-ranking NDCG@5 (the tables' metric) and
+restores the best epoch's weights. The vocabulary is every id in the training histories and
+pools (index 0 pads, 1 stands for an unknown item). At scoring time a pool is ranked by the
+next-item logit after the example's own history (``meta["history_ids"]``: the same 10 items
+the LLM sees); candidates the training split never showed score ``-inf`` (ranked last, ties by
+candidate number), and unknown history items are dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -122,6 +127,10 @@ class SASRec(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(_SelfAttentionBlock(hidden, heads, dropout) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(hidden, eps=1e-8)
+        # Xavier-initialized embeddings, as in the authors' TensorFlow code (PyTorch's N(0, 1)
+        # default makes the initial tied-embedding logits huge: a first-epoch loss of ~26)
+        nn.init.xavier_normal_(self.item_emb.weight)
+        nn.init.xavier_normal_(self.pos_emb.weight)
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         seqs = seqs[:, -self.max_len :]
@@ -151,6 +160,7 @@ class GRU4Rec(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True)
         self.proj = nn.Linear(hidden, hidden)
+        nn.init.xavier_normal_(self.item_emb.weight)  # as RecBole's GRU4Rec
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         length = seqs.shape[1]
@@ -168,36 +178,112 @@ class GRU4Rec(nn.Module):
         return self.proj(out)
 
 
-DEFAULT_DROPOUT = {"sasrec": 0.2, "gru4rec": 0.5}
+# The tuned configuration of each model (None fields of SeqConfig resolve to these): the best
+# valid NDCG@5 of the search in scripts/tune_sequential.py on MovieLens-100K (full training
+# split, users mode, early stopping on valid), recorded in
+# docs/results/baselines_ml100k/tuning.json and docs/baselines.md.
+TUNED: dict[str, dict[str, Any]] = {
+    "sasrec": {"hidden": 64, "blocks": 1, "dropout": 0.5, "lr": 3e-3},  # valid NDCG@5 0.7318 (8 configs)
+    "gru4rec": {"hidden": 128, "blocks": 1, "dropout": 0.3, "lr": 3e-3},  # valid NDCG@5 0.7279 (8 configs)
+}
+TrainOn = Literal["users", "windows"]
 
 
 @dataclass
 class SeqConfig:
     """Hyperparameters of :class:`SequentialRanker`.
 
-    Defaults: the paper's size (hidden 64, 2 blocks), then a small search on MovieLens-100K's
-    valid split (``max_train_per_user=5``, 4,715 training rows; about two minutes on one
-    shared core). There lr 1e-3 underfits SASRec (valid NDCG@5 0.54 vs 0.65 at 5e-3), and
-    GRU4Rec overfits at dropout 0.2 (0.56 vs 0.62 at 0.5), hence a dropout per model.
+    ``hidden``, ``blocks``, ``dropout`` and ``lr`` left at None take the model's tuned value
+    (:data:`TUNED`: the best valid NDCG@5 of the search in ``scripts/tune_sequential.py``,
+    ``docs/results/baselines_ml100k/tuning.json``).
+
+    Training runs at most ``epochs`` passes; when ``fit`` is given valid examples and
+    ``patience > 0`` it evaluates the valid NDCG@5 (the tables' pool-ranking metric) every
+    ``eval_every`` epochs, stops after ``patience`` evaluations without a better one, and
+    restores the weights of the best evaluation.
+
+    ``train_on``: ``"users"`` (default) rebuilds each user's chronological sequence from the
+    training rows (``meta["user"]`` and ``meta["position"]``: the training rows of ML-100K
+    are overlapping 10-item windows of those sequences) and trains on it once, cut into
+    chunks of ``max_len + 1`` items, as the SASRec authors do: every transition counted once,
+    ~10x fewer positions per epoch than the windows; rows without a user/position are their
+    own sequence. ``"windows"``: every row's ``history + [target]`` as given.
     """
 
-    hidden: int = 64
-    blocks: int = 2  # SASRec self-attention blocks (GRU4Rec: one GRU layer)
+    hidden: int | None = None  # None: TUNED[kind]
+    blocks: int | None = None  # SASRec self-attention blocks; GRU4Rec GRU layers. None: TUNED[kind]
     heads: int = 1
-    max_len: int = 50
-    dropout: float | None = None  # None: DEFAULT_DROPOUT of the model kind
-    epochs: int = 30
-    lr: float = 5e-3
+    max_len: int = 50  # items per training chunk and most recent history items scored
+    dropout: float | None = None  # None: TUNED[kind]
+    epochs: int = 200  # the most epochs (early stopping usually ends sooner)
+    lr: float | None = None  # Adam; None: TUNED[kind]
     batch_size: int = 128
     seed: int = 0
+    patience: int = 10  # evaluations without a better valid NDCG@5 before stopping; 0: no early stopping
+    eval_every: int = 1  # epochs between valid evaluations
+    train_on: TrainOn = "users"
+
+    def resolved(self, kind: SeqKind) -> SeqConfig:
+        """A copy with every None field set to the tuned value of ``kind``."""
+        tuned = TUNED[kind]
+        return replace(self, **{k: v for k, v in tuned.items() if getattr(self, k) is None})
+
+
+def user_sequences(examples: Sequence[Example]) -> list[list[str]]:
+    """Each user's chronological item sequence, rebuilt from training rows alone.
+
+    A row with ``meta["user"]`` and ``meta["position"]`` (the index of its target in the
+    user's sequence; its history lies just before) places its history and target there; the
+    rows of one user are merged. Rows without them are their own sequence
+    (``history + relevant ids``). A gap in a user's positions splits the sequence there.
+    """
+    by_user: dict[str, dict[int, str]] = {}
+    loose: list[list[str]] = []
+    for ex in examples:
+        meta = ex.meta if isinstance(ex.meta, dict) else {}
+        hist = history_ids(ex)
+        targets = [cid for cid, grade in ex.relevance.items() if grade > 0]
+        user, pos = meta.get("user"), meta.get("position")
+        if user is None or not isinstance(pos, int) or len(targets) != 1:
+            loose.append([*hist, *targets])
+            continue
+        slots = by_user.setdefault(str(user), {})
+        for offset, item in enumerate([*hist, targets[0]]):
+            slots.setdefault(pos - len(hist) + offset, item)
+    out: list[list[str]] = []
+    for slots in by_user.values():
+        run: list[str] = []
+        prev = None
+        for index in sorted(slots):
+            if prev is not None and index != prev + 1:
+                out.append(run)
+                run = []
+            run.append(slots[index])
+            prev = index
+        out.append(run)
+    return [s for s in out + loose if s]
+
+
+def chunks(seq: Sequence[int], max_len: int) -> list[list[int]]:
+    """``seq`` cut from the end into pieces of at most ``max_len + 1`` items that share their
+    boundary item, so each transition ``seq[i] -> seq[i+1]`` is in exactly one piece."""
+    out = []
+    end = len(seq)
+    while end > 1:
+        out.append(list(seq[max(0, end - max_len - 1) : end]))
+        end -= max_len
+    return out
 
 
 class SequentialRanker:
     """Rank a pool by a SASRec or GRU4Rec next-item logit after ``meta["history_ids"]``.
 
-    ``fit(train_examples)`` builds the vocabulary and trains from scratch (seeded: the same
-    data and config give the same weights on one machine); ``train_seconds`` and
-    ``train_loss`` (mean cross-entropy of the last epoch) record how it went.
+    ``fit(train_examples, valid_examples)`` builds the vocabulary and trains from scratch
+    (seeded: the same data and config give the same weights on one machine), early-stopping
+    on the valid NDCG@5 when valid examples are given. It records ``train_seconds``,
+    ``train_loss`` (mean cross-entropy of the last epoch), ``curve`` (one dict per epoch:
+    epoch, train_loss, seconds, and valid NDCG@5 / Hit@1 where evaluated), ``best_epoch`` and
+    ``best_valid`` (the restored epoch and its valid NDCG@5), ``stopped_early``.
     """
 
     def __init__(self, kind: SeqKind, config: SeqConfig | None = None) -> None:
@@ -205,19 +291,23 @@ class SequentialRanker:
             raise ValueError(f"kind must be 'sasrec' or 'gru4rec', got {kind!r}")
         self.kind: SeqKind = kind
         self.name = kind
-        self.config = config or SeqConfig()
+        self.config = (config or SeqConfig()).resolved(kind)
         self.vocab: ItemVocab | None = None
         self.model: nn.Module | None = None
         self.train_seconds = 0.0
         self.train_loss = float("nan")
+        self.curve: list[dict[str, float]] = []
+        self.best_epoch = 0
+        self.best_valid = float("nan")
+        self.stopped_early = False
         self._hidden_cache: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _build(self, num_items: int) -> nn.Module:
         c = self.config
-        dropout = c.dropout if c.dropout is not None else DEFAULT_DROPOUT[self.kind]
+        assert c.hidden is not None and c.blocks is not None and c.dropout is not None
         if self.kind == "sasrec":
-            return SASRec(num_items, c.hidden, c.blocks, c.heads, c.max_len, dropout)
-        return GRU4Rec(num_items, c.hidden, 1, dropout)
+            return SASRec(num_items, c.hidden, c.blocks, c.heads, c.max_len, c.dropout)
+        return GRU4Rec(num_items, c.hidden, c.blocks, c.dropout)
 
     def _encode_history(self, example: Example) -> list[int]:
         assert self.vocab is not None
@@ -225,17 +315,36 @@ class SequentialRanker:
         return known[-self.config.max_len :] or [UNK]
 
     def training_sequences(self, examples: Sequence[Example]) -> list[list[int]]:
-        """``history + [target]`` per (example, relevant id), at most ``max_len + 1`` long."""
+        """The id sequences trained on, each at most ``max_len + 1`` long: per user chunks
+        (``train_on="users"``) or ``history + [target]`` per (example, relevant id)."""
         assert self.vocab is not None
+        index, max_len = self.vocab.index, self.config.max_len
+        if self.config.train_on == "users":
+            return [ch for seq in user_sequences(examples) for ch in chunks([index[i] for i in seq], max_len)]
         out = []
         for ex in examples:
-            hist = [self.vocab.index[h] for h in history_ids(ex)]
+            hist = [index[h] for h in history_ids(ex)]
             for cid, grade in ex.relevance.items():
                 if grade > 0 and hist:  # an empty history has no next-item transition
-                    out.append([*hist, self.vocab.index[cid]][-(self.config.max_len + 1) :])
+                    out.append([*hist, index[cid]][-(max_len + 1) :])
         return out
 
-    def fit(self, train_examples: Sequence[Example]) -> SequentialRanker:
+    def evaluate(self, examples: Sequence[Example], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+        """Pool-ranking metrics of the current weights on ``examples`` (the tables' metric:
+        :func:`fgrpo.evaluation.metrics.compute_metrics` of the top-5 ranking)."""
+        from fgrpo.baselines.scorers import rank_examples
+        from fgrpo.evaluation.metrics import compute_metrics
+
+        assert self.model is not None
+        was_training = self.model.training
+        self.model.eval()
+        self._hidden_cache.clear()
+        rows = rank_examples(self, examples, slate_size=max(ks), rank_size=max(ks))
+        self._hidden_cache.clear()
+        self.model.train(was_training)
+        return compute_metrics([r["ranking"] for r in rows], [ex.grades() for ex in examples], ks)
+
+    def fit(self, train_examples: Sequence[Example], valid_examples: Sequence[Example] | None = None) -> SequentialRanker:
         c = self.config
         start = time.perf_counter()
         self.vocab = ItemVocab.from_examples(train_examples)
@@ -243,14 +352,20 @@ class SequentialRanker:
         if not seqs:
             raise ValueError(f"{self.kind}: no training sequence (every training history is empty)")
         data = left_pad(seqs)
+        early = bool(valid_examples) and c.patience > 0
+        self.curve, self.stopped_early = [], False
+        self.best_epoch, self.best_valid = 0, float("nan")
+        best_state: dict[str, torch.Tensor] | None = None
         # seed init, dropout and shuffling without touching the caller's global RNG
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
             model = self._build(len(self.vocab))
+            self.model = model
             gen = torch.Generator().manual_seed(c.seed)
             opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.98))
             model.train()
-            for _ in range(c.epochs):
+            bad = 0
+            for epoch in range(1, c.epochs + 1):
                 total, count = 0.0, 0
                 for idx in torch.randperm(len(data), generator=gen).split(c.batch_size):
                     batch = data[idx]
@@ -267,8 +382,26 @@ class SequentialRanker:
                     total += float(loss.detach()) * int(real.sum())
                     count += int(real.sum())
                 self.train_loss = total / max(1, count)
+                point: dict[str, float] = {"epoch": epoch, "train_loss": self.train_loss}
+                if early and (epoch % c.eval_every == 0 or epoch == c.epochs):
+                    assert valid_examples is not None
+                    valid = self.evaluate(valid_examples)
+                    point.update({"valid_NDCG@5": valid["NDCG@5"], "valid_Hit@1": valid["Hit@1"]})
+                    if best_state is None or valid["NDCG@5"] > self.best_valid:
+                        self.best_epoch, self.best_valid, bad = epoch, valid["NDCG@5"], 0
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    else:
+                        bad += 1
+                point["seconds"] = round(time.perf_counter() - start, 2)
+                self.curve.append(point)
+                if early and bad >= c.patience:
+                    self.stopped_early = epoch < c.epochs
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            self.best_epoch = len(self.curve)
         model.eval()
-        self.model = model
         self._hidden_cache.clear()
         self.train_seconds = time.perf_counter() - start
         return self

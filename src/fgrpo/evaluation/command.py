@@ -1,20 +1,22 @@
 """``fgrpo eval``: score a model (or a scorer baseline) on a split, the same way for all.
 
 Writes ``metrics.json``, ``metrics.md`` (a Markdown table) and ``predictions.jsonl`` (one
-line per example: id, slate, ranked ids, relevant ids, raw completion) to ``output_dir``.
+line per example: id, slate, ranked ids, relevant ids, raw completion) to ``output_dir``;
+sasrec/gru4rec also write ``curve.json`` (per epoch: train loss and valid NDCG@5 / Hit@1, and
+the restored best epoch).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from fgrpo.config import option, save_config
-from fgrpo.data.schema import DataError, Example, read_split, skipped_rows_lines
+from fgrpo.data.schema import DataError, Example, read_jsonl, read_split, skipped_rows_lines
 from fgrpo.data.splits import fit_to_context, model_context, say, write_data_report
 from fgrpo.evaluation.evaluate import predict, score_predictions
 from fgrpo.evaluation.metrics import format_markdown_table, metric_keys
@@ -25,11 +27,11 @@ class EvalConfig:
     """``fgrpo eval``: greedy decoding on a split, metrics through ir_measures."""
 
     model: str = option("runs/train/model", "Model folder to evaluate, or 'builtin:smollm2-135m-instruct' (ignored by the scorer methods).")
-    method: Literal["model", "zeroshot", "two_step", "random", "popularity", "bm25", "dense", "sasrec", "gru4rec"] = option("model", "What produces the rankings: model (the LLM, one answer), zeroshot (the same with the zero-shot prompt, for an untrained instruct model), two_step (selector writes the slate, then ranker ranks it: docs/zero-shot-and-decoupled.md), or a scorer baseline that ranks the pool (dense: zero-shot MiniLM cosine; sasrec/gru4rec: trained here on train.jsonl first).")
+    method: Literal["model", "zeroshot", "two_step", "random", "popularity", "bm25", "dense", "sasrec", "gru4rec"] = option("model", "What produces the rankings: model (the LLM, one answer), zeroshot (the same with the zero-shot prompt, for an untrained instruct model), two_step (selector writes the slate, then ranker ranks it: docs/zero-shot-and-decoupled.md), or a scorer baseline that ranks the pool (dense: zero-shot MiniLM cosine; sasrec/gru4rec: trained here on train.jsonl first, early-stopped on valid.jsonl's NDCG@5).")
     prompt_style: Literal["standard", "zeroshot"] | None = option(None, "LLM methods: 'standard' (the prompt models are trained on) or 'zeroshot' (steps spelled out plus a worked example); null: zeroshot for method=zeroshot, standard otherwise.")
     selector: str | None = option(None, "two_step: model writing the slate (step 1); null: `model`.")
     ranker: str | None = option(None, "two_step: model ranking the selector's slate (step 2); null: `model`.")
-    dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity/sasrec/gru4rec, train.jsonl).")
+    dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity/sasrec/gru4rec, train.jsonl; sasrec/gru4rec early-stop on valid.jsonl).")
     split: Literal["test", "valid", "train"] = option("test", "Which split to score.")
     limit: int | None = option(None, "Score only the first N examples of the split (None: all).")
     output_dir: str = option("runs/eval", "Where metrics.json, metrics.md and predictions.jsonl are written.")
@@ -45,17 +47,31 @@ class EvalConfig:
     toy_pool_size: int = option(8, "Toy task: candidates per pool.")
     toy_max_relevant: int = option(3, "Toy task: at most this many relevant per pool.")
     dense_batch_size: int = option(64, "dense: texts encoded together by MiniLM.")
-    seq_epochs: int = option(30, "sasrec/gru4rec: passes over the training sequences (30 suits ML-100K with max_train_per_user=5; its full ~97k-row split needs only ~2).")
-    seq_lr: float = option(0.005, "sasrec/gru4rec: Adam learning rate.")
+    seq_epochs: int = option(200, "sasrec/gru4rec: the most training epochs (early stopping on valid usually ends far sooner: docs/baselines.md).")
+    seq_patience: int = option(10, "sasrec/gru4rec: stop after this many valid evaluations without a better valid NDCG@5 and restore the best epoch's weights (the dataset's valid.jsonl; never the test split); 0: train seq_epochs epochs, no valid split read.")
+    seq_eval_every: int = option(1, "sasrec/gru4rec: epochs between valid NDCG@5 evaluations.")
+    seq_train_on: Literal["users", "windows"] = option("users", "sasrec/gru4rec: 'users' = each user's sequence rebuilt from train.jsonl (meta user/position), trained on once in chunks of seq_max_len + 1 (as the SASRec authors; ~10x faster per epoch); 'windows' = every training row's history + target.")
+    seq_lr: float | None = option(None, "sasrec/gru4rec: Adam learning rate (None: the tuned value, 0.003 for both: docs/results/baselines_ml100k/tuning.json).")
     seq_batch_size: int = option(128, "sasrec/gru4rec: training sequences per step.")
-    seq_hidden: int = option(64, "sasrec/gru4rec: embedding and hidden size.")
-    seq_blocks: int = option(2, "sasrec: self-attention blocks (gru4rec has one GRU layer).")
+    seq_hidden: int | None = option(None, "sasrec/gru4rec: embedding and hidden size (None: the tuned value, 64 sasrec / 128 gru4rec).")
+    seq_blocks: int | None = option(None, "sasrec: self-attention blocks; gru4rec: GRU layers (None: the tuned value, 1 for both).")
     seq_heads: int = option(1, "sasrec: attention heads (must divide seq_hidden).")
-    seq_max_len: int = option(50, "sasrec/gru4rec: most recent history items fed to the model.")
-    seq_dropout: float | None = option(None, "sasrec/gru4rec: dropout rate (None: 0.2 for sasrec, 0.5 for gru4rec).")
+    seq_max_len: int = option(50, "sasrec/gru4rec: items per training chunk and most recent history items fed to the model.")
+    seq_dropout: float | None = option(None, "sasrec/gru4rec: dropout rate (None: the tuned value, 0.5 sasrec / 0.3 gru4rec).")
     skip_invalid_rows: bool = option(False, "Skip and count malformed data rows instead of stopping at the first (as in fgrpo train); the count is printed and written to metrics.json (data/skipped_rows) and output_dir/data_report.json.")
     prompt_overflow: Literal["error", "skip"] = option("error", "LLM methods: a prompt that, with max_new_tokens, does not fit the model's context: error (naming the example's file and line) or skip (not scored; counted in metrics.json as data/prompt_overflow_skipped). Never truncated.")
     prompt_context: int | None = option(None, "Context length the prompt_overflow check uses (null: the model's max_position_embeddings).")
+
+    def seq_config(self) -> Any:
+        """The :class:`~fgrpo.baselines.sequential.SeqConfig` of these keys, tuned defaults filled in."""
+        from fgrpo.baselines.sequential import SeqConfig
+
+        seq = SeqConfig(
+            hidden=self.seq_hidden, blocks=self.seq_blocks, heads=self.seq_heads, max_len=self.seq_max_len,
+            dropout=self.seq_dropout, epochs=self.seq_epochs, lr=self.seq_lr, batch_size=self.seq_batch_size,
+            seed=self.seed, patience=self.seq_patience, eval_every=self.seq_eval_every, train_on=self.seq_train_on,
+        )  # fmt: skip
+        return seq.resolved(self.method) if self.method in ("sasrec", "gru4rec") else seq
 
     def validate(self) -> None:
         from fgrpo.config import check_output_dir
@@ -78,14 +94,18 @@ class EvalConfig:
             raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
         if self.limit is not None and self.limit < 1:
             raise ValueError("key 'limit' must be >= 1 or null")
-        for key in ("dense_batch_size", "seq_epochs", "seq_batch_size", "seq_hidden", "seq_blocks", "seq_heads", "seq_max_len"):
-            if getattr(self, key) < 1:
+        keys = ("dense_batch_size", "seq_epochs", "seq_batch_size", "seq_hidden", "seq_blocks", "seq_heads", "seq_max_len", "seq_eval_every")
+        for key in keys:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"key '{key}' must be >= 1, got {getattr(self, key)}")
-        if self.seq_hidden % self.seq_heads:
-            raise ValueError(f"key 'seq_heads' ({self.seq_heads}) must divide 'seq_hidden' ({self.seq_hidden})")
+        if self.seq_patience < 0:
+            raise ValueError(f"key 'seq_patience' must be >= 0, got {self.seq_patience}")
+        hidden = self.seq_config().hidden
+        if hidden is not None and hidden % self.seq_heads:
+            raise ValueError(f"key 'seq_heads' ({self.seq_heads}) must divide 'seq_hidden' ({hidden})")
         if self.seq_dropout is not None and not 0.0 <= self.seq_dropout < 1.0:
             raise ValueError(f"key 'seq_dropout' must be in [0, 1), got {self.seq_dropout}")
-        if self.seq_lr <= 0:
+        if self.seq_lr is not None and self.seq_lr <= 0:
             raise ValueError(f"key 'seq_lr' must be > 0, got {self.seq_lr}")
 
 
@@ -171,13 +191,22 @@ def make_scorer(cfg: EvalConfig, train: list[Example]) -> Any:
         from fgrpo.baselines.dense import DenseRanker
 
         return DenseRanker(batch_size=cfg.dense_batch_size)
-    from fgrpo.baselines.sequential import SeqConfig, SequentialRanker
+    from fgrpo.baselines.sequential import SequentialRanker
 
-    seq = SeqConfig(
-        hidden=cfg.seq_hidden, blocks=cfg.seq_blocks, heads=cfg.seq_heads, max_len=cfg.seq_max_len,
-        dropout=cfg.seq_dropout, epochs=cfg.seq_epochs, lr=cfg.seq_lr, batch_size=cfg.seq_batch_size, seed=cfg.seed,
-    )  # fmt: skip
-    return SequentialRanker(cfg.method, seq).fit(train)  # type: ignore[arg-type]  # validate()d Literal
+    valid = load_valid(cfg) if cfg.seq_patience > 0 else None
+    return SequentialRanker(cfg.method, cfg.seq_config()).fit(train, valid)  # type: ignore[arg-type]  # validate()d Literal
+
+
+def load_valid(cfg: EvalConfig) -> list[Example]:
+    """The valid split sasrec/gru4rec early-stop on (all of it, whatever ``split``/``limit``)."""
+    if cfg.dataset == "toy":
+        from fgrpo.data.toy import make_toy_examples
+
+        return make_toy_examples(200, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed + 10_000)
+    path = Path(cfg.dataset) / "valid.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {cfg.method} early-stops on the valid split; add it or set seq_patience=0")
+    return read_jsonl(path, skip_invalid=cfg.skip_invalid_rows)
 
 
 def scorer_predictions(cfg: EvalConfig, examples: list[Example], train: list[Example]) -> tuple[list[dict[str, Any]], dict[str, float]]:
@@ -189,6 +218,18 @@ def scorer_predictions(cfg: EvalConfig, examples: list[Example], train: list[Exa
     extra: dict[str, float] = {}
     if hasattr(ranker, "train_seconds"):
         extra = {"baseline/train_seconds": round(ranker.train_seconds, 2), "baseline/train_loss": ranker.train_loss}
+    if getattr(ranker, "curve", None):
+        # the training curve (epoch, train loss, valid NDCG@5 / Hit@1) and the restored epoch
+        extra.update({"baseline/epochs_run": len(ranker.curve), "baseline/best_epoch": ranker.best_epoch})
+        if ranker.best_valid == ranker.best_valid:  # early-stopped on valid
+            extra["baseline/best_valid_NDCG@5"] = ranker.best_valid
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = {
+            "method": cfg.method, "config": asdict(ranker.config), "best_epoch": ranker.best_epoch,
+            "best_valid_NDCG@5": ranker.best_valid, "stopped_early": ranker.stopped_early, "curve": ranker.curve,
+        }  # fmt: skip
+        (out / "curve.json").write_text(json.dumps(curve, indent=1))
     preds = [
         {**row, "relevant": sorted(ex.relevant_numbers()), "slate_valid": True, "rank_valid": True, "errors": [], "completion": None}
         for row, ex in zip(rows, examples, strict=True)
