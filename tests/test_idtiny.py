@@ -361,3 +361,23 @@ def test_decoupled_sft_and_two_step_eval_on_an_item_token_model(tok, splits) -> 
     for p in preds:
         assert p["slate_valid"] and p["rank_valid"], p
         assert p["ranker_completion"].startswith("<RANK>") and "[i" in p["selector_completion"]
+
+
+def test_pretraining_early_stops_on_valid_and_restores_the_best(tok, splits) -> None:
+    """A scripted valid curve that peaks at the second evaluation: training stops after
+    ``patience`` worse evaluations and the weights of the peak are restored."""
+    model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    seqs = train_sequences(splits["train"])
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.25])  # the last: the final weights' score
+    snapshots: list[torch.Tensor] = []
+
+    def validate() -> float:
+        snapshots.append(model.model.embed_tokens.weight.detach().clone())
+        return next(scores)
+
+    rows: list[dict] = []
+    losses = pretrain_items(model, tok, seqs, steps=60, batch_size=8, seq_len=6, learning_rate=0.01, seed=0,
+                            log=rows.append, log_every=100, validate=validate, eval_every=5, patience=2)  # fmt: skip
+    assert len(losses) == 20  # evaluations at steps 5 (0.1), 10 (0.5), 15 (0.3), 20 (0.2): two misses, stop
+    assert torch.equal(model.model.embed_tokens.weight, snapshots[1])  # step 10's weights
+    assert any("restored the weights of step 10" in str(r.get("note")) for r in rows)
