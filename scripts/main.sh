@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
 F=".venv/bin/fgrpo"
 OUT="${OUT:-runs/main}"
 PRETRAIN_STEPS="${PRETRAIN_STEPS:-3000}"; SFT_STEPS="${SFT_STEPS:-600}"; RL_STEPS="${RL_STEPS:-100}"

@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
 F=".venv/bin/fgrpo"
 OUT=runs/main
 SFT_STEPS="${SFT_STEPS:-14}"; RL_STEPS="${RL_STEPS:-8}"; TEST_LIMIT="${TEST_LIMIT:-32}"; FREE_LIMIT="${FREE_LIMIT:-16}"
