@@ -33,7 +33,7 @@ def test_pinned_environment_selects_avx2_kernels_and_the_same_bits() -> None:
         "print(torch.backends.cpu.get_cpu_capability()); print((a @ b).sum().item().hex())"
     )
     run = lambda: subprocess.run(  # noqa: E731
-        ["bash", "-c", f"source scripts/reproducible_env.sh && unset FGRPO_NATIVE_ISA; {sys.executable} -c '{code}'"],
+        ["bash", "-c", f"unset FGRPO_NATIVE_ISA ATEN_CPU_CAPABILITY; source scripts/reproducible_env.sh && {sys.executable} -c '{code}'"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     first, second = run(), run()
