@@ -85,11 +85,19 @@ def build_item_tokenizer(item_ids: list[str]) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
 
 
-def build_id_tiny(vocab_size: int, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4, seed: int = 0) -> Any:
-    """The randomly initialized Llama of the preset (MLP twice the width, tied embeddings)."""
+def build_id_tiny(
+    vocab_size: int, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4, seed: int = 0,
+    attention_dropout: float = 0.0,
+) -> Any:  # fmt: skip
+    """The randomly initialized Llama of the preset (MLP twice the width, tied embeddings).
+    ``attention_dropout``: Llama's only dropout (on the attention weights, training mode only)."""
     from fgrpo.models.tiny import build_tiny_llama
 
-    return build_tiny_llama(vocab_size, hidden_size, num_layers, num_heads, seed=seed)
+    model = build_tiny_llama(vocab_size, hidden_size, num_layers, num_heads, seed=seed)
+    model.config.attention_dropout = attention_dropout
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = attention_dropout
+    return model
 
 
 def train_sequences(examples: list[Example]) -> list[list[str]]:
@@ -263,6 +271,7 @@ class PretrainItemsConfig:
     hidden_size: int = option(128, "Hidden width of the Llama.")
     num_layers: int = option(4, "Decoder layers.")
     num_heads: int = option(4, "Attention heads (hidden_size must be divisible by it).")
+    attention_dropout: float = option(0.0, "Dropout on the attention weights while training (Llama's only dropout; saved in the model's config, so SFT and RL train with it too).")
     max_steps: int = option(3000, "Optimizer steps of next-item pretraining (0: save the random model).")
     batch_size: int = option(64, "Windows per step.")
     seq_len: int = option(32, "Most items per window (the SFT prompt shows 10 history items).")
@@ -308,7 +317,7 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
     save_config(cfg, out / "config.yaml")
     t0 = time.perf_counter()
     tokenizer = build_item_tokenizer(collect_item_ids(cfg.dataset, cfg.skip_invalid_rows))
-    model = build_id_tiny(len(tokenizer), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.seed)
+    model = build_id_tiny(len(tokenizer), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.seed, cfg.attention_dropout)
     report: dict[str, Any] = {"files": {}}
     train = read_split(Path(cfg.dataset) / "train.jsonl", cfg.skip_invalid_rows, report["files"])
     for line in skipped_rows_lines(report["files"]):
