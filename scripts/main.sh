@@ -17,7 +17,7 @@ bash scripts/setup_env.sh
 source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
 F=".venv/bin/fgrpo"
 OUT="${OUT:-runs/main}"
-PRETRAIN_STEPS="${PRETRAIN_STEPS:-3000}"; SFT_STEPS="${SFT_STEPS:-600}"; RL_STEPS="${RL_STEPS:-100}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-1200}"; SFT_STEPS="${SFT_STEPS:-1500}"; RL_STEPS="${RL_STEPS:-100}"
 TEST_LIMIT="${TEST_LIMIT:-null}"; MAX_EXAMPLES="${MAX_EXAMPLES:-null}"; SEQ_EXTRA="${SEQ_EXTRA:-}"
 start=$(date +%s)
 stage() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
