@@ -2,7 +2,7 @@
 and one decode step of SmolLM2-135M over a ~550-token cache at 8/16/32 rows.
 
 Usage: .venv/bin/python benchmarks/decode_profile.py [MODEL_FOLDER]
-(default: runs/main/sft/model, written by scripts/main.sh; numbers in docs/performance.md)
+(default: runs/main_llm/sft/model, written by scripts/main_llm.sh; numbers in docs/performance.md)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fgrpo.models.loading import load_model
 
 
 def main() -> None:
-    folder = sys.argv[1] if len(sys.argv) > 1 else "runs/main/sft/model"
+    folder = sys.argv[1] if len(sys.argv) > 1 else "runs/main_llm/sft/model"
     weight = torch.randn(1536, 576)
     for rows in (1, 8, 32, 128):
         x = torch.randn(rows, 576)

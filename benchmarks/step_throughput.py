@@ -44,7 +44,7 @@ from typing import Any
 
 TINY = "builtin:tiny-llama"
 SMOLLM2 = "builtin:smollm2-135m-instruct"
-DEFAULT_DATA = "runs/main/data"
+DEFAULT_DATA = "runs/main_llm/data"  # the SmolLM2 pipeline's data (scripts/main_llm.sh)
 
 
 # ------------------------------------------------------------------ shared helpers
