@@ -153,7 +153,7 @@ class TrainConfig(ModelOptions, DataOptions):
     eval_limit: int = option(64, "Validation examples used by the in-training evaluation.")
     eval_constrained: bool | None = option(None, "Constrain the in-training evaluation's greedy decoding to the format (null: as constrained_rollouts; a model that only writes valid answers under the constraint, like id-tiny, scores 0 unconstrained).")
     tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.")
-    max_bad_steps: int = option(3, "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped).")
+    max_bad_steps: int = option(3, "Stop after this many consecutive steps whose loss, clipped gradient or updated weights were not finite (each is skipped or undone; the run then exits non-zero).")
 
     def validate(self) -> None:
         check_data_options(self)
