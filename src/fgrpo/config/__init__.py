@@ -34,11 +34,19 @@ class ConfigError(ValueError):
     """A config file or override that cannot be accepted."""
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at call sites
-    """A config field with its default and a one-line help text."""
+def option(default: Any, help: str, *, bookkeeping: bool = False) -> Any:  # noqa: A002 - "help" reads best at call sites
+    """A config field with its default and a one-line help text. ``bookkeeping=True`` marks a
+    key that does not change what a run computes (threads, logging, checkpoint cadence): `fgrpo
+    compare` leaves it out of a run's fingerprint, so changing it reuses finished results."""
+    metadata = {"help": help, "bookkeeping": True} if bookkeeping else {"help": help}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def is_bookkeeping(f: dataclasses.Field) -> bool:
+    """Whether a config field was declared with ``option(..., bookkeeping=True)``."""
+    return bool(f.metadata.get("bookkeeping", False))
 
 
 def field_help(cls: type) -> dict[str, tuple[str, Any, str]]:

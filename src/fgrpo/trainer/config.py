@@ -53,7 +53,7 @@ class ModelOptions:
     gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory (GPU setting).")
     tiny_hidden_size: int = option(128, "builtin:tiny-llama only: hidden width.")
     tiny_num_layers: int = option(2, "builtin:tiny-llama only: decoder layers.")
-    torch_threads: int = option(0, "CPU threads for torch (0: torch's default, one per core).")
+    torch_threads: int = option(0, "CPU threads for torch (0: torch's default, one per core).", bookkeeping=True)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class SFTConfig(ModelOptions, DataOptions):
     slate_order: Literal["shuffled", "ascending", "ranked", "model", "teacher"] = option("shuffled", "Order of the target slate: shuffled (issue spec), ascending candidate number (no repeats under greedy decoding), ranked (relevant first, then fillers in filler order: the ranking's order), or model (the frozen model's own top items in its order, missed relevant ones at the end, its picks before the first relevant one unsupervised; needs filler_policy=model: docs/results.md, issue 13), or teacher (the frozen model's top items in its order, ranking = its top max_rank: a distillation of its scorer, the labels left to RL).")
     constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
-    log_every: int = option(10, "Log a metrics line every N steps.")
+    log_every: int = option(10, "Log a metrics line every N steps.", bookkeeping=True)
 
     def validate(self) -> None:
         check_data_options(self)
@@ -146,13 +146,13 @@ class TrainConfig(ModelOptions, DataOptions):
     sft_slate_size: int = option(10, "Target slate size of the supervised warm-up.")
 
     # bookkeeping
-    log_every: int = option(1, "Write a metrics line every N steps.")
-    save_every: int = option(50, "Checkpoint every N steps (and at the end).")
-    keep_last: int = option(2, "Checkpoints kept on disk (older ones are deleted).")
+    log_every: int = option(1, "Write a metrics line every N steps.", bookkeeping=True)
+    save_every: int = option(50, "Checkpoint every N steps (and at the end).", bookkeeping=True)
+    keep_last: int = option(2, "Checkpoints kept on disk (older ones are deleted).", bookkeeping=True)
     eval_every: int = option(0, "Evaluate greedy decoding on the valid split every N steps (0: never).")
     eval_limit: int = option(64, "Validation examples used by the in-training evaluation.")
     eval_constrained: bool | None = option(None, "Constrain the in-training evaluation's greedy decoding to the format (null: as constrained_rollouts; a model that only writes valid answers under the constraint, like id-tiny, scores 0 unconstrained).")
-    tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.")
+    tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.", bookkeeping=True)
     max_bad_steps: int = option(3, "Stop after this many consecutive steps whose loss, clipped gradient or updated weights were not finite (each is skipped or undone; the run then exits non-zero).")
 
     def validate(self) -> None:

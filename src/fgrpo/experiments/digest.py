@@ -1,0 +1,48 @@
+"""The fingerprint of what a run computes, recorded with its results so that a resumed
+comparison redoes a run whose configs changed instead of reusing stale numbers.
+
+A run's digest hashes, for each of its command configs (training, the ranker's SFT, the
+evaluation), every field not declared ``option(..., bookkeeping=True)``, plus the training
+digest of the run it warm-starts from (a redone warm start makes the runs from it stale),
+plus :data:`DIGEST_VERSION`.
+
+Which fields are bookkeeping is decided on the field, per config class, because one name can
+mean two things: ``batch_size`` of :class:`~fgrpo.evaluation.command.EvalConfig` is how many
+prompts greedy decoding reads at once (bookkeeping), while ``batch_size`` of
+:class:`~fgrpo.trainer.config.SFTConfig` is the SFT training batch, which changes the model
+(in the fingerprint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from fgrpo.config import is_bookkeeping
+
+# Version of the fingerprint's rule, hashed into every digest. A new config key needs no bump:
+# its default enters every digest, so runs recorded before it existed are redone rather than
+# reused by accident. Bump this number when the rule itself changes (which fields count, how
+# they are serialized) or when a code change alters what the same configs compute: every
+# recorded run then no longer matches and is re-run on the next `fgrpo compare` (resume reuses
+# nothing from before the bump). 1 was the unversioned digest with a per-key migration list.
+DIGEST_VERSION = 2
+
+
+def fingerprint_fields(cfg: Any) -> dict[str, Any]:
+    """The fields of a config dataclass that change what a run computes (name -> value)."""
+    values = dataclasses.asdict(cfg)
+    return {f.name: values[f.name] for f in dataclasses.fields(cfg) if not is_bookkeeping(f)}
+
+
+def config_digest(configs: Sequence[Any], warm_start_digest: str | None = None) -> str:
+    """16 hex digits of the fingerprint of ``configs`` (None entries skipped) and, when the run
+    starts from another run's model, that run's training digest."""
+    values: list[Any] = [fingerprint_fields(c) for c in configs if c is not None]
+    if warm_start_digest is not None:
+        values.append(warm_start_digest)
+    payload = {"digest_version": DIGEST_VERSION, "configs": values}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,205 @@
+"""The tables of a comparison: ``results.md`` (mean ± 95% CI over seeds of every metric, the
+budget and cost of each method), ``results.json``, ``runs.csv``, the plots
+(:mod:`fgrpo.experiments.plots`) and the ``--dry-run`` list of runs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgrpo.experiments.plots import write_plots
+from fgrpo.experiments.spec import CompareConfig, RunSpec, budget_text
+from fgrpo.experiments.stats import format_mean_ci, mean_ci95
+
+
+@dataclass
+class CompareOutcome:
+    records: dict[tuple[str, int], dict[str, Any]]  # (method, seed) -> the run's metrics.json
+    failures: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def format_run_list(specs: Sequence[RunSpec]) -> str:
+    """The expanded runs, one line each (``--dry-run``)."""
+    lines = []
+    for i, s in enumerate(specs, start=1):
+        what = f"fgrpo {s.command}{' x2' if s.ranker_cfg else ''} + eval" if s.command else f"fgrpo eval method={s.eval_cfg.method}"
+        budget = budget_text(s.budget())
+        state = "done, skipped" if s.done else "to run"
+        lines.append(f"{i:3d}. seed {s.seed}  {s.method:<28} {what:<26} {budget:<66} [{state}] {s.run_dir}")
+        if s.warm_start is not None:
+            lines.append(f"       starts from {s.warm_start}")
+    return "\n".join(lines)
+
+
+
+TYPE_LABEL = {True: "slate+ranking", False: "scorer"}
+
+
+def summarize(specs: Sequence[RunSpec], records: dict[tuple[str, int], dict[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per method (file order): mean, CI and values of each metric over its finished seeds, and the costs."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        entry = out.setdefault(spec.method, {
+            "kind": spec.kind, "type": TYPE_LABEL[spec.producer], "budget": spec.budget(),
+            "seeds_planned": [], "seeds": [], "runs": [],
+        })  # fmt: skip
+        entry["seeds_planned"].append(spec.seed)
+        rec = records.get((spec.method, spec.seed))
+        if rec is not None:
+            entry["seeds"].append(spec.seed)
+            entry["runs"].append(rec)
+    for entry in out.values():
+        runs = entry.pop("runs")
+        entry["n"] = len(runs)
+        entry["metrics"] = {}
+        for key in [*keys, "ci95/NDCG@5", "num_examples"]:
+            values = [float(r["metrics"][key]) for r in runs if isinstance(r["metrics"].get(key), (int, float))]
+            mean, half = mean_ci95(values)
+            entry["metrics"][key] = {"mean": mean, "ci95": half, "values": values}
+        cost: dict[str, Any] = {}
+        for key in ("train_s", "eval_s", "wall_clock_s", "cpu_s"):
+            values = [float(r[key]) for r in runs if r.get(key) is not None]
+            mean, half = mean_ci95(values)
+            cost[key] = {"mean": mean, "ci95": half, "values": values}
+        cost["peak_rss_gib_max"] = max((float(r["peak_rss_gib"]) for r in runs), default=math.nan)
+        entry["cost"] = cost
+    return out
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "".join("---:|" if i >= align_right_from else "---|" for i in range(len(header)))]  # fmt: skip
+    lines += ["| " + " | ".join(c.replace("|", r"\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_markdown(
+    cfg: CompareConfig, summary: dict[str, dict[str, Any]], keys: Sequence[str], failures: Sequence[str], split: str = "test"
+) -> str:
+    """``results.md``: the metric table (mean ± 95% CI over seeds), the cost table, the plots."""
+    n_test = next((int(e["metrics"]["num_examples"]["mean"]) for e in summary.values() if e["n"]), 0)
+    parts = [
+        f"# Comparison: `{cfg.output_dir}`",
+        "",
+        f"Seeds: {', '.join(map(str, cfg.seeds))}. Test examples per run: {n_test} ({split} split). "
+        "Each cell: mean over the method's seeds ± half-width of the 95% confidence interval of that "
+        "mean (Student's t, n - 1 degrees of freedom); a single number when n = 1 (deterministic).",
+        "",
+        "## Test metrics",
+        "",
+    ]
+    header = ["method", "type", "n", *keys, "±test NDCG@5"]
+    rows = []
+    for name, e in summary.items():
+        m = e["metrics"]
+        test_ci = m["ci95/NDCG@5"]["mean"]
+        rows.append([name, e["type"], str(e["n"]), *(format_mean_ci(m[k]["mean"], m[k]["ci95"]) for k in keys),
+                     "-" if math.isnan(test_ci) else f"{test_ci:.3f}"])  # fmt: skip
+    parts += [_md_table(header, rows, 2), ""]
+    parts += [
+        "type: **slate+ranking** = an LLM that writes a slate and then ranks part of it (its ranking is "
+        "scored; an invalid output scores 0 and lowers `format/valid_rate`); **scorer** = a baseline that "
+        "scores every candidate of the pool, whose top `max_rank` is the ranking (top of the ranked pool; "
+        "always valid). `±test NDCG@5`: mean half-width of the 95% CI over test examples (normal "
+        "approximation, from each eval's `ci95/NDCG@5`): the noise of the test sample, which the seed "
+        "interval does not include.",
+        "",
+        "## Budget and cost per run",
+        "",
+    ]
+    rows = []
+    for name, e in summary.items():
+        c = e["cost"]
+        rows.append([
+            name, e["kind"], str(e["n"]), budget_text(e["budget"]),
+            format_mean_ci(c["train_s"]["mean"], c["train_s"]["ci95"], 1) if c["train_s"]["values"] else "-",
+            format_mean_ci(c["eval_s"]["mean"], c["eval_s"]["ci95"], 1),
+            format_mean_ci(c["wall_clock_s"]["mean"], c["wall_clock_s"]["ci95"], 1),
+            format_mean_ci(c["cpu_s"]["mean"], c["cpu_s"]["ci95"], 1) if c["cpu_s"]["values"] else "-",
+            "-" if math.isnan(c["peak_rss_gib_max"]) else f"{c['peak_rss_gib_max']:.2f}",
+        ])
+    parts += [_md_table(["method", "kind", "n", "budget", "train/sft s", "eval s", "wall-clock s", "CPU s", "peak RSS GiB (max)"], rows, 4), ""]
+    parts += [
+        "Seconds are wall-clock per run (mean ± 95% CI over seeds), each phase in its own process; "
+        "a run that starts from a warm start does not include the warm start's time (that is the "
+        "warm start's own row). CPU s: user + system CPU seconds of the run's processes; unlike "
+        "wall-clock it is not inflated by other jobs on the machine or by a paused run (with "
+        "torch_threads=1 it is close to the wall-clock of an idle machine). Peak RSS: the largest "
+        "resident memory of any run's process tree.",
+        "",
+        "## Plots",
+        "",
+        "- `curves_rewards.png`: mean reward of each phase per RL step (moving average), mean over seeds, band = 95% CI",
+        "- `curves_valid_ndcg.png`: greedy valid NDCG@5 vs RL step and vs RL training seconds",
+        "- `sample_efficiency.png`: greedy valid NDCG@5 vs rollouts generated (step × prompts_per_step × group_size)",
+        "",
+        "![rewards](curves_rewards.png)",
+        "![valid NDCG@5](curves_valid_ndcg.png)",
+        "![sample efficiency](sample_efficiency.png)",
+        "",
+    ]
+    if failures:
+        parts += ["## Failed runs (not in the tables)", "", *(f"- {f}" for f in failures), ""]
+    return "\n".join(parts)
+
+
+def write_results(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutcome) -> dict[str, Path]:
+    """results.md, results.json, runs.csv and the three PNGs in ``cfg.output_dir``."""
+    from fgrpo.evaluation.metrics import metric_keys
+
+    out = Path(cfg.output_dir)
+    keys = [*metric_keys(tuple(specs[0].eval_cfg.ks)), "format/valid_rate"] if specs else []
+    summary = summarize(specs, outcome.records, keys)
+    split = specs[0].eval_cfg.split if specs else "test"
+    files = {
+        "results.md": out / "results.md",
+        "results.json": out / "results.json",
+        "runs.csv": out / "runs.csv",
+    }
+    files["results.md"].write_text(results_markdown(cfg, summary, keys, outcome.failures, split))
+    files["results.json"].write_text(json.dumps(_finite({
+        "experiment": dataclasses.asdict(cfg), "metric_keys": keys, "methods": summary,
+        "failures": outcome.failures,
+    }), indent=1, default=_json_default))  # fmt: skip
+    with files["runs.csv"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        cols = ["method", "kind", "type", "seed", "status", "wall_clock_s", "train_s", "eval_s", "cpu_s", "train_cpu_s", "eval_cpu_s", "peak_rss_gib",
+                "train_peak_rss_gib", "eval_peak_rss_gib", "rollouts", *keys, "run_dir"]  # fmt: skip
+        writer.writerow(cols)
+        for spec in specs:
+            rec = outcome.records.get((spec.method, spec.seed))
+            row: dict[str, Any] = {"method": spec.method, "kind": spec.kind, "type": TYPE_LABEL[spec.producer],
+                                   "seed": spec.seed, "status": "done" if rec else "failed or not run",
+                                   "rollouts": spec.budget().get("rollouts", ""), "run_dir": spec.run_dir}  # fmt: skip
+            if rec:
+                row.update({k: rec.get(k) for k in cols if k in rec and k not in row})
+                row.update({k: rec["metrics"].get(k) for k in keys})
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
+    files.update(write_plots(cfg, specs, outcome.records))
+    return files
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (a method with no finished run) -> null: NaN is not JSON, and readers choke on it."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+

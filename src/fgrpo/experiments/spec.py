@@ -1,0 +1,173 @@
+"""An experiment file and its runs: :class:`CompareConfig` (the YAML), :class:`MethodSpec`
+(one entry of ``methods:``), :class:`RunSpec` (one (method, seed) run with its resolved
+command configs) and :func:`load_compare_config`. How a config becomes runs:
+:mod:`fgrpo.experiments.expand`.
+
+Equal budgets by construction: ``base`` holds the ``fgrpo train`` keys every trained method
+shares (steps, G, prompts per step, learning rate, warm start...); a method lists only what
+makes it that method (``advantage_estimator: grpo``). The budget each method actually got
+(steps x prompts x G = rollouts) is printed in ``results.md``, so a method that overrides it
+is visible rather than silently unequal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fgrpo.config import (
+    ConfigError,
+    build_config,
+    check_values,
+    option,
+    parse_overrides,
+    read_yaml_mapping,
+)
+from fgrpo.evaluation.command import EvalConfig
+from fgrpo.experiments.digest import config_digest
+from fgrpo.trainer.config import SFTConfig, TrainConfig
+
+Kind = Literal["train", "sft", "scorer", "model", "zeroshot", "decoupled_sft"]
+
+
+@dataclass
+class MethodSpec:
+    """One entry of ``methods:`` in an experiment file."""
+
+    name: str = option("", "Row name in the results (unique); a sweep appends [key=value, ...].")
+    kind: Kind = option("train", "train: `fgrpo train` then eval; sft: `fgrpo sft` then eval; scorer: `fgrpo eval method=...` (random, popularity, bm25, dense, sasrec, gru4rec); model: evaluate an existing model folder; zeroshot: an untrained model with the zero-shot prompt, one answer (method zeroshot) or two (method two_step); decoupled_sft: `fgrpo sft target=slate` and `target=rank` (each with the same SFT budget), then eval method=two_step of the pair.")
+    overrides: dict[str, Any] = option({}, "Keys of the command's config: TrainConfig (train, over `base`), SFTConfig (sft and decoupled_sft, over the model/data keys of `base`), EvalConfig (scorer: `method`, default the name; model: `model`, the folder; zeroshot: `model`, default base's, and `method`, zeroshot or two_step).")
+    sweep: dict[str, Any] = option({}, "key -> list of values: one method per combination (cartesian product), e.g. {rank_weight: [0.5, 1, 2]}.")
+    warm_start: str | None = option(None, "train/sft/decoupled_sft only: name of an earlier train/sft method whose model (same seed) this one starts from (decoupled_sft: both of its models).")
+    seeds: list[int] | None = option(None, "Seeds of this method (null: all seeds for train/sft/decoupled_sft and the seeded scorers random/sasrec/gru4rec; the first seed only for deterministic ones).")
+    eval: dict[str, Any] = option({}, "EvalConfig keys for this method's evaluation, over the experiment's `eval`.")
+
+
+@dataclass
+class CompareConfig:
+    """``fgrpo compare``: methods x seeds with equal budgets, one results table and plots."""
+
+    output_dir: str = option("runs/compare", "Where runs/<method>/seed<k>/, results.md, results.json, runs.csv and the plots are written.")
+    seeds: list[int] = option([0, 1, 2], "Training seeds; each trained (and seeded scorer) method runs once per seed.")
+    base: dict[str, Any] = option({}, "`fgrpo train` keys shared by every trained method (the equal budget: max_steps, group_size, prompts_per_step, learning_rate, model...); its model/data keys also reach sft methods and evaluations.")
+    methods: list[dict[str, Any]] = option([], "The methods: a list of {name, kind, overrides, sweep, warm_start, seeds, eval} (see docs/compare.md).")
+    eval: dict[str, Any] = option({}, "`fgrpo eval` keys for every evaluation (split, limit, max_new_tokens, batch_size, ...); dataset, max_slate/max_rank and toy keys come from `base`.")
+    poll_seconds: float = option(0.2, "How often a run's resident memory is sampled (seconds).")
+    reward_smoothing: int = option(0, "Moving-average window (steps) of the reward curves (0: about 1/20 of the steps).")
+    stop_on_failure: bool = option(False, "Stop at the first failed run (false: record it, go on, exit 1 at the end).")
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ValueError("key 'seeds' must list at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"key 'seeds' has repeats: {self.seeds}")
+        if not self.methods:
+            raise ValueError("key 'methods' must list at least one method")
+        if self.poll_seconds <= 0:
+            raise ValueError("key 'poll_seconds' must be > 0")
+        if self.reward_smoothing < 0:
+            raise ValueError("key 'reward_smoothing' must be >= 0")
+        from fgrpo.experiments.expand import expand_runs  # expand builds on this module's classes
+
+        expand_runs(self)  # every run's command config is built now, so a typo fails before hours of training
+
+
+@dataclass
+class RunSpec:
+    """One (method, seed) run: the configs of its commands, fully resolved."""
+
+    method: str  # row name (with the sweep suffix)
+    kind: str
+    seed: int
+    run_dir: Path
+    producer: bool  # writes a slate and a ranking (an LLM) rather than scoring the pool
+    command: str | None  # "train" | "sft" | None (evaluation only)
+    train_cfg: TrainConfig | SFTConfig | None
+    eval_cfg: EvalConfig
+    warm_start: Path | None = None  # model folder written by an earlier run
+    toy_source: EvalConfig | None = None  # set when eval_cfg.dataset must first be written from the toy task
+    warm_from: RunSpec | None = None  # the run that writes warm_start
+    ranker_cfg: SFTConfig | None = None  # decoupled_sft: the ranker's SFT (train_cfg is the selector's)
+
+    def train_stages(self) -> list[tuple[str, TrainConfig | SFTConfig, str]]:
+        """(command, config, log/config file stem) of each training subprocess, in order."""
+        if self.command is None or self.train_cfg is None:
+            return []
+        stages: list[tuple[str, TrainConfig | SFTConfig, str]] = [(self.command, self.train_cfg, self.command)]
+        if self.ranker_cfg is not None:
+            stages.append(("sft", self.ranker_cfg, "sft_ranker"))
+        return stages
+
+    @property
+    def marker(self) -> Path:
+        return self.run_dir / "metrics.json"
+
+    def digest(self, part: Literal["train", "run"] = "run") -> str:
+        """Fingerprint of what the run computes ("train": its training configs only). A finished
+        run whose experiment entry was edited since (say base.max_steps) is redone, not reused;
+        bookkeeping keys are left out, so changing them reuses the results (:mod:`.digest`)."""
+        configs = [self.train_cfg, self.ranker_cfg] if part == "train" else [self.train_cfg, self.ranker_cfg, self.eval_cfg]
+        warm = self.warm_from.digest("train") if self.warm_from is not None else None
+        return config_digest(configs, warm)
+
+    @property
+    def done(self) -> bool:
+        """Finished with the current config (a marker from before digests were recorded counts)."""
+        if not self.marker.is_file():
+            return False
+        recorded = json.loads(self.marker.read_text()).get("config_digest")
+        return recorded in (None, self.digest())
+
+    def budget(self) -> dict[str, Any]:
+        c = self.train_cfg
+        if isinstance(c, TrainConfig):
+            return {"rl_steps": c.max_steps, "prompts_per_step": c.prompts_per_step, "group_size": c.group_size,
+                    "rollouts": c.max_steps * c.prompts_per_step * c.group_size, "sft_warmup_steps": c.sft_warmup_steps,
+                    "warm_start": self.warm_start is not None}  # fmt: skip
+        if isinstance(c, SFTConfig):
+            return {"sft_steps": c.max_steps, "batch_size": c.batch_size, "examples": c.max_steps * c.batch_size,
+                    "sft_models": 1 if self.ranker_cfg is None else 2, "warm_start": self.warm_start is not None}  # fmt: skip
+        return {}
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    if "rollouts" in budget:
+        text = f"{budget['rl_steps']} steps × {budget['prompts_per_step']} prompts × G={budget['group_size']} = {budget['rollouts']:,} rollouts"
+        if budget.get("sft_warmup_steps"):
+            text += f" (+{budget['sft_warmup_steps']} SFT warm-up steps)"
+    elif "examples" in budget:
+        text = f"{budget['sft_steps']} SFT steps × {budget['batch_size']} = {budget['examples']:,} examples"
+        if budget.get("sft_models", 1) > 1:  # decoupled_sft: each of its models got that budget
+            text = f"{budget['sft_models']} models × ({text})"
+    else:
+        return "-"
+    return text + (" from the warm start" if budget.get("warm_start") else "")
+
+
+
+def load_compare_config(path: str | Path, overrides: list[str] | None = None) -> CompareConfig:
+    """The experiment file plus ``key=value`` overrides; ``base.KEY=V`` and ``eval.KEY=V`` set
+    one key inside those mappings (e.g. ``base.max_steps=3`` for a quick try)."""
+    top: list[str] = []
+    nested: dict[str, dict[str, Any]] = {"base": {}, "eval": {}}
+    for item in overrides or []:
+        head, dot, _rest = item.split("=", 1)[0].strip().lstrip("-").partition(".")
+        if not dot:
+            top.append(item)
+        elif head in nested:
+            nested[head].update(parse_overrides([item.split(".", 1)[1]]))
+        else:
+            raise ConfigError(f"override '{item}': only base.KEY=... and eval.KEY=... reach inside the experiment")
+    path = Path(path)
+    loaded = read_yaml_mapping(path)
+    values = dict(check_values(CompareConfig, loaded, str(path)))  # names the file if its own key is wrong
+    values.update(check_values(CompareConfig, parse_overrides(top), "command line"))
+    for head, extra in nested.items():
+        if extra:  # merged key by key, so base.max_steps=3 keeps the rest of base
+            values[head] = {**values.get(head, {}), **extra}
+    where = f"{path} + command line" if overrides else str(path)
+    return build_config(CompareConfig, values, where)
+
+
