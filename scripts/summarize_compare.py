@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fgrpo.experiments.compare import mean_ci95
+from fgrpo.experiments.stats import mean_ci95, paired_differences
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -62,7 +62,7 @@ def main() -> None:
         for k in keys:
             va = dict(zip(ma["seeds"], ma["metrics"][k]["values"], strict=True))
             vb = dict(zip(mb["seeds"], mb["metrics"][k]["values"], strict=True))
-            diffs = [va[s] - vb[s] for s in common]
+            _, diffs = paired_differences(va, vb)
             mean, half = mean_ci(diffs)
             print(f"- {k}: {mean:+.3f} ± {half:.3f} (per seed: {', '.join(f'{d:+.3f}' for d in diffs)})")
 

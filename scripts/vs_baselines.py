@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgrpo.experiments.compare import mean_ci95
+from fgrpo.experiments.stats import mean_ci95
 
 BASELINES = Path(__file__).resolve().parents[1] / "docs" / "results" / "baselines_ml100k" / "test_runs.json"
 

@@ -5,6 +5,7 @@ one tiny experiment end to end (files, mean ± CI cells, resume skips finished r
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -17,18 +18,11 @@ import yaml
 
 from fgrpo.config import ConfigError
 from fgrpo.evaluation.command import EvalConfig
-from fgrpo.experiments.compare import (
-    CompareConfig,
-    expand_runs,
-    format_mean_ci,
-    load_compare_config,
-    mean_ci95,
-    read_curves,
-    report_compare,
-    run_compare,
-    run_measured,
-    t_quantile_975,
-)
+from fgrpo.experiments.expand import expand_runs
+from fgrpo.experiments.plots import read_curves
+from fgrpo.experiments.runner import report_compare, run_compare, run_measured
+from fgrpo.experiments.spec import CompareConfig, load_compare_config
+from fgrpo.experiments.stats import format_mean_ci, mean_ci95, paired_differences, t_quantile_975
 from fgrpo.trainer.config import SFTConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +57,12 @@ def test_mean_ci95_hand_worked() -> None:
     assert math.isnan(mean_ci95([])[0])
     assert format_mean_ci(0.5123, 0.0312) == "0.512 ± 0.031"
     assert format_mean_ci(0.5123, None) == "0.512"
+
+
+def test_paired_differences_keep_common_seeds_in_order() -> None:
+    seeds, diffs = paired_differences({2: 0.5, 0: 0.7, 1: 0.4}, {0: 0.6, 2: 0.25, 5: 1.0})
+    assert seeds == [2, 0] and diffs == [pytest.approx(0.25), pytest.approx(0.1)]
+    assert paired_differences({0: 1.0}, {1: 1.0}) == ([], [])
 
 
 # ------------------------------------------------------------------ config expansion and errors
@@ -149,6 +149,58 @@ def test_fingerprint_redoes_edited_runs_and_their_dependents(tmp_path: Path) -> 
     assert more_steps["fgrpo"] != plain["fgrpo"] and more_steps["random"] == plain["random"]
     longer_sft = digests(sft_steps=6)  # the RL run's own config is unchanged, but it starts from another model
     assert longer_sft["sft"] != plain["sft"] and longer_sft["fgrpo"] != plain["fgrpo"]
+
+
+def test_sft_batch_size_is_in_the_fingerprint_eval_batch_size_is_not(tmp_path: Path) -> None:
+    # batch_size is two keys: SFTConfig's is the training batch (another model), EvalConfig's
+    # how many prompts greedy decoding reads at once (the same answers)
+    def digests(sft: dict, ev: dict) -> dict[str, str]:
+        exp = {"output_dir": str(tmp_path), "seeds": [0], "base": TINY_BASE, "eval": ev,
+               "methods": [{"name": "sft", "kind": "sft", "overrides": {"max_steps": 5, **sft}},
+                           {"name": "fgrpo", "warm_start": "sft"}, {"name": "random", "kind": "scorer"}]}  # fmt: skip
+        runs = expand_runs(load_compare_config(_write(tmp_path, exp)))
+        return {r.method: r.digest() for r in runs} | {f"{r.method}/train": r.digest("train") for r in runs}
+
+    plain = digests({"batch_size": 4}, {})
+    bigger = digests({"batch_size": 8}, {})
+    assert bigger["sft"] != plain["sft"] and bigger["sft/train"] != plain["sft/train"]
+    assert bigger["fgrpo"] != plain["fgrpo"]  # it starts from the other SFT model
+    assert bigger["random"] == plain["random"]
+    assert digests({"batch_size": 4}, {"batch_size": 2, "dense_batch_size": 7}) == plain  # eval bookkeeping
+
+
+def test_bookkeeping_is_marked_on_the_fields() -> None:
+    from fgrpo.config import is_bookkeeping
+
+    marked = {cls.__name__: {f.name for f in dataclasses.fields(cls) if is_bookkeeping(f)} for cls in (TrainConfig, SFTConfig, EvalConfig)}
+    assert marked == {
+        "TrainConfig": {"torch_threads", "log_every", "save_every", "keep_last", "tensorboard"},
+        "SFTConfig": {"torch_threads", "log_every"},
+        "EvalConfig": {"torch_threads", "batch_size", "dense_batch_size"},
+    }
+
+
+def test_digest_carries_its_format_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fgrpo.experiments import digest
+
+    exp = {"output_dir": str(tmp_path), "seeds": [0], "base": TINY_BASE, "methods": [{"name": "fgrpo"}]}
+    (run,) = expand_runs(load_compare_config(_write(tmp_path, exp)))
+    before = (run.digest(), run.digest("train"))
+    run.marker.parent.mkdir(parents=True)
+    run.marker.write_text(json.dumps({"config_digest": before[0]}))
+    assert run.done
+    monkeypatch.setattr(digest, "DIGEST_VERSION", digest.DIGEST_VERSION + 1)
+    assert run.digest() != before[0] and run.digest("train") != before[1]
+    assert not run.done  # a bump re-runs every recorded run
+
+
+def test_every_kind_has_a_rule() -> None:
+    from typing import get_args
+
+    from fgrpo.experiments.expand import KINDS
+    from fgrpo.experiments.spec import Kind
+
+    assert set(KINDS) == set(get_args(Kind))
 
 
 GOOD = {"name": "fgrpo", "kind": "train"}

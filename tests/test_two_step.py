@@ -264,7 +264,8 @@ METHODS = [
 
 
 def test_compare_expands_the_new_kinds(tmp_path: Path) -> None:
-    from fgrpo.experiments.compare import budget_text, expand_runs, load_compare_config
+    from fgrpo.experiments.expand import expand_runs
+    from fgrpo.experiments.spec import budget_text, load_compare_config
 
     runs = expand_runs(load_compare_config(_experiment(tmp_path, METHODS)))
     dec = [r for r in runs if r.method == "decoupled"]
@@ -276,7 +277,7 @@ def test_compare_expands_the_new_kinds(tmp_path: Path) -> None:
         assert getattr(d.train_cfg, key) == getattr(d.ranker_cfg, key) == getattr(sft.train_cfg, key), key
     assert d.eval_cfg.method == "two_step" and d.producer
     assert d.eval_cfg.selector == str(d.run_dir / "train" / "model") and d.eval_cfg.ranker == str(d.run_dir / "train_ranker" / "model")
-    assert [c for c, _, _ in d.train_phases()] == ["sft", "sft"]
+    assert [c for c, _, _ in d.train_stages()] == ["sft", "sft"]
     assert budget_text(d.budget()) == "2 models × (5 SFT steps × 16 = 80 examples)"
     zs = [r for r in runs if r.method.startswith("zs")]
     assert [(r.method, r.eval_cfg.method, r.eval_cfg.prompt_style) for r in zs] == [
@@ -293,7 +294,7 @@ def test_compare_expands_the_new_kinds(tmp_path: Path) -> None:
 )
 def test_compare_rejects_bad_new_rows(tmp_path: Path, method: dict, needle: str) -> None:
     from fgrpo.config import ConfigError
-    from fgrpo.experiments.compare import load_compare_config
+    from fgrpo.experiments.spec import load_compare_config
 
     with pytest.raises(ConfigError, match=needle):
         load_compare_config(_experiment(tmp_path, [method]))
@@ -313,7 +314,8 @@ def test_compare_dry_run_lists_the_new_rows(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_compare_runs_a_decoupled_sft_row(tmp_path: Path) -> None:
-    from fgrpo.experiments.compare import load_compare_config, run_compare
+    from fgrpo.experiments.runner import run_compare
+    from fgrpo.experiments.spec import load_compare_config
 
     cfg = load_compare_config(_experiment(tmp_path, [METHODS[1]]), ["seeds=[0]"])
     log: list[str] = []
@@ -328,7 +330,8 @@ def test_compare_runs_a_decoupled_sft_row(tmp_path: Path) -> None:
 
 
 def test_shipped_llm_baselines_experiment_loads() -> None:
-    from fgrpo.experiments.compare import expand_runs, load_compare_config
+    from fgrpo.experiments.expand import expand_runs
+    from fgrpo.experiments.spec import load_compare_config
 
     runs = expand_runs(load_compare_config(Path(__file__).resolve().parents[1] / "configs" / "compare_ml100k_llm_baselines.yaml"))
     kinds = {r.method: r.kind for r in runs}

@@ -177,13 +177,10 @@ def compare(
     report_only: bool = typer.Option(False, "--report-only", help="Write results.md/json, runs.csv and the plots from the runs finished so far; run nothing."),
 ) -> None:
     """Several methods x seeds with equal budgets: results table (mean ± 95% CI), curves, costs."""
-    from fgrpo.experiments.compare import (
-        expand_runs,
-        format_run_list,
-        load_compare_config,
-        report_compare,
-        run_compare,
-    )
+    from fgrpo.experiments.expand import expand_runs
+    from fgrpo.experiments.report import format_run_list
+    from fgrpo.experiments.runner import report_compare, run_compare
+    from fgrpo.experiments.spec import load_compare_config
 
     try:  # key=value, base.KEY=value, eval.KEY=value; every run's config is built here
         cfg = load_compare_config(experiment, list(ctx.args))
@@ -247,7 +244,7 @@ def rank(
 @app.command()
 def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
     """List a command's config keys with type, default and help."""
-    from fgrpo.experiments.compare import CompareConfig
+    from fgrpo.experiments.spec import CompareConfig
 
     classes = {**_config_classes(), "compare": CompareConfig}  # compare loads through load_compare_config
     if command not in classes:

@@ -54,3 +54,10 @@ def format_mean_ci(mean: float, half: float | None, digits: int = 3) -> str:
         return "-"
     return f"{mean:.{digits}f}" if half is None else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
+
+
+def paired_differences(a: dict[int, float], b: dict[int, float]) -> tuple[list[int], list[float]]:
+    """(the seeds both methods ran, in ``a``'s order; ``a[seed] - b[seed]`` for each). The same
+    seed means the same warm start, so pairing removes the warm start's share of the seed noise."""
+    common = [s for s in a if s in b]
+    return common, [a[s] - b[s] for s in common]
