@@ -4,7 +4,9 @@ An experiment file names the methods to compare and the budget they share; the r
 expands it into (method, seed) runs, executes each in its own subprocess, evaluates every run
 with the same ``fgrpo eval`` code on the same test examples, and writes ``results.md``,
 ``results.json``, ``runs.csv`` and three plots to ``output_dir`` (``docs/compare.md``).
-One module per job, each importing only those above it in this list:
+One module per job, each importing only those above it in this list (but for
+:meth:`.spec.CompareConfig.validate`, which expands the experiment, importing :mod:`.expand`
+when it runs):
 
 * :mod:`.stats`: mean and 95% Student-t interval over seeds, paired differences.
 * :mod:`.digest`: the fingerprint of what a run computes (the resume cache key).

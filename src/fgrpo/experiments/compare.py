@@ -30,11 +30,11 @@ from fgrpo.experiments.spec import (
     budget_text,
     load_compare_config,
 )
-from fgrpo.experiments.stats import format_mean_ci, mean_ci95, t_quantile_975
+from fgrpo.experiments.stats import format_mean_ci, mean_ci95, paired_differences, t_quantile_975
 
 __all__ = [
     "KINDS", "CompareConfig", "CompareOutcome", "Curves", "MethodSpec", "RunFailed", "RunSpec", "Stage", "budget_text",
     "expand_runs", "format_mean_ci", "format_run_list", "load_compare_config", "materialize_toy", "mean_ci95",
-    "read_curves", "report_compare", "results_markdown", "run_compare", "run_measured", "run_one", "summarize",
+    "paired_differences", "read_curves", "report_compare", "results_markdown", "run_compare", "run_measured", "run_one", "summarize",
     "t_quantile_975", "write_plots", "write_results",
 ]  # fmt: skip

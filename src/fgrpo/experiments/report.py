@@ -20,6 +20,8 @@ from fgrpo.experiments.stats import format_mean_ci, mean_ci95
 
 @dataclass
 class CompareOutcome:
+    """What a compare invocation produced: the finished runs' records, the failures, the files."""
+
     records: dict[tuple[str, int], dict[str, Any]]  # (method, seed) -> the run's metrics.json
     failures: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
@@ -36,7 +38,6 @@ def format_run_list(specs: Sequence[RunSpec]) -> str:
         if s.warm_start is not None:
             lines.append(f"       starts from {s.warm_start}")
     return "\n".join(lines)
-
 
 
 TYPE_LABEL = {True: "slate+ranking", False: "scorer"}
