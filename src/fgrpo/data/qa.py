@@ -51,7 +51,6 @@ Choices and why
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -62,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
+from fgrpo.data.common import SPLITS, bump, require_file, stable_int, subsample_indices
 from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
 
-SPLITS = ("train", "valid", "test")
 TASK = "passages"
 _WORD = re.compile(r"\w+")
 
@@ -84,11 +83,6 @@ class Question:
     passages: list[Passage]
     where: str  # "file:line" or "file: record i", for error messages
     pool_field: str = "passages"  # name of the pool field in the source, for error messages
-
-
-def _bump(stats: dict[str, int] | None, key: str, n: int = 1) -> None:
-    if stats is not None:
-        stats[key] = stats.get(key, 0) + n
 
 
 def normalize(text: str) -> str:
@@ -114,24 +108,14 @@ def candidate_text(p: Passage, max_words: int | None = None) -> str:
     return f"{title}: {text}" if title else text
 
 
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-
-
 # --------------------------------------------------------------------------- reading
-
-
-def _require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    return path
 
 
 def _records(
     path: Path, skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[str, Any]]:
     """``(where, decoded object)`` from a JSON list or a JSONL file (detected by ``[``)."""
-    _require_file(path)
+    require_file(path)
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         try:
@@ -143,7 +127,7 @@ def _records(
         for i, obj in enumerate(data):
             yield f"{path}: record {i}", obj
         return
-    yield from iter_json_lines(path, skip_invalid, lambda: _bump(stats, "skipped_bad_rows"))
+    yield from iter_json_lines(path, skip_invalid, lambda: bump(stats, "skipped_bad_rows"))
 
 
 _TYPE_NAMES = {str: "a non-empty string", list: "a list", dict: "an object", bool: "true/false"}
@@ -194,7 +178,7 @@ def dedup_passages(passages: list[Passage], stats: dict[str, int] | None = None)
         key = (normalize(p.title), normalize(p.text))
         if key in kept:
             kept[key].supporting = kept[key].supporting or p.supporting
-            _bump(stats, "duplicate_passages_removed")
+            bump(stats, "duplicate_passages_removed")
         else:
             kept[key] = Passage(p.id, p.title, p.text, p.supporting)
     return list(kept.values())
@@ -224,7 +208,7 @@ def _load(
         except DataError:
             if not skip_invalid:
                 raise
-            _bump(stats, "skipped_questions")
+            bump(stats, "skipped_questions")
             continue
         first_seen[q.id] = where
         q.passages = dedup_passages(q.passages, stats)
@@ -355,7 +339,7 @@ def _dpr_passage(raw: str, where: str, name: str, stats: dict[str, int] | None) 
     title, text = title.replace('""', '"'), clean(text.replace('""', '"'))
     if title and text.startswith(title + " "):
         text = text[len(title) + 1 :]
-        _bump(stats, "retrieved_title_prefix_removed")
+        bump(stats, "retrieved_title_prefix_removed")
     return title, text
 
 
@@ -440,7 +424,7 @@ def load_gold_retrieved(
                     for g_title, g_text in gold_keys
                 )
                 if copy_of_gold:
-                    _bump(stats, "retrieved_copies_of_gold_removed")
+                    bump(stats, "retrieved_copies_of_gold_removed")
                 elif p.id in seen_ids:
                     raise DataError(f"{rw}: field 'context[{k}]': duplicate passage id '{p.id}'")
                 else:
@@ -453,7 +437,7 @@ def load_gold_retrieved(
         except DataError:
             if not skip_invalid:
                 raise
-            _bump(stats, "skipped_questions")
+            bump(stats, "skipped_questions")
             continue
         first_seen[qid] = gw
         q.passages = dedup_passages(q.passages, stats)
@@ -519,13 +503,6 @@ def _pad(
     return chosen
 
 
-def _subsample(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
-    if max_examples is None or n <= max_examples:
-        return list(range(n))
-    rng = np.random.default_rng([seed, 0x5EED, salt])
-    return sorted(rng.choice(n, size=max_examples, replace=False).tolist())
-
-
 def build_qa(
     questions: list[Question],
     *,
@@ -554,7 +531,7 @@ def build_qa(
     ):
         pad_source = [(i, p, normalize(p.title)) for i, q in enumerate(qs) for p in q.passages]
         examples = []
-        for i in _subsample(len(qs), max_examples, seed, s_idx):
+        for i in subsample_indices(len(qs), max_examples, seed, s_idx):
             q = qs[i]
             gold = [p for p in q.passages if p.supporting]
             if len(gold) > pool_size:
@@ -564,29 +541,29 @@ def build_qa(
                 )
                 if not skip_invalid:
                     raise DataError(msg)
-                _bump(stats, "skipped_questions_too_many_relevant")
+                bump(stats, "skipped_questions_too_many_relevant")
                 continue
-            rng = np.random.default_rng([seed, _stable_int(q.id)])
+            rng = np.random.default_rng([seed, stable_int(q.id)])
             pool = list(q.passages)
             padded = 0
             if len(pool) > pool_size:
                 others = [p for p in pool if not p.supporting]
                 keep = set(rng.choice(len(others), pool_size - len(gold), replace=False).tolist())
                 kept_ids = {p.id for p in gold} | {others[k].id for k in keep}
-                _bump(stats, "pool_passages_cut", len(pool) - pool_size)
+                bump(stats, "pool_passages_cut", len(pool) - pool_size)
                 pool = [p for p in pool if p.id in kept_ids]
             elif len(pool) < pool_size:
                 extra = _pad(rng, pool, i, pad_source, pool_size - len(pool))
                 padded = len(extra)
-                _bump(stats, "padding_passages", padded)
+                bump(stats, "padding_passages", padded)
                 pool += extra
                 if len(pool) < pool_size:
-                    _bump(stats, "short_pools")
+                    bump(stats, "short_pools")
             candidates = []
             for k in rng.permutation(len(pool)).tolist():
                 p = pool[k]
                 if max_passage_words is not None and len(p.text.split()) > max_passage_words:
-                    _bump(stats, "passages_truncated")
+                    bump(stats, "passages_truncated")
                 candidates.append(Candidate(p.id, candidate_text(p, max_passage_words)))
             examples.append(
                 Example(
