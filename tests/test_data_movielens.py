@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fgrpo.data import fetch
 from fgrpo.data import movielens as ml
 from fgrpo.data.schema import DataError, example_from_json
 
@@ -372,8 +373,8 @@ def test_llara_errors(tmp_path: Path) -> None:
 
 def fake_wheel(path: Path, inter: bytes, item: bytes) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(ml.ML100K_MEMBERS["ml-100k.inter"], inter)
-        zf.writestr(ml.ML100K_MEMBERS["ml-100k.item"], item)
+        zf.writestr(fetch.ML100K_MEMBERS["ml-100k.inter"], inter)
+        zf.writestr(fetch.ML100K_MEMBERS["ml-100k.item"], item)
     return path
 
 
@@ -384,55 +385,55 @@ def test_fetch_from_wheel_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "ml-100k.inter": hashlib.sha256(inter).hexdigest()[:16],
         "ml-100k.item": hashlib.sha256(item).hexdigest()[:16],
     }
-    monkeypatch.setattr(ml, "ML100K_SHA256_PREFIX", prefixes)
+    monkeypatch.setattr(fetch, "ML100K_SHA256_PREFIX", prefixes)
     calls = []
 
     def download(dest: Path) -> Path:
         calls.append(dest)
-        return fake_wheel(dest / ml.RECBOLE_WHEEL, inter, item)
+        return fake_wheel(dest / fetch.RECBOLE_WHEEL, inter, item)
 
-    monkeypatch.setattr(ml, "_pip_download", download)
+    monkeypatch.setattr(fetch, "_pip_download", download)
     cache = tmp_path / "cache"
-    assert ml.fetch_ml100k(cache) == cache
+    assert fetch.fetch_ml100k(cache) == cache
     assert (cache / "ml-100k.inter").read_bytes() == inter and len(calls) == 1
-    assert (cache / ml.RECBOLE_WHEEL).is_file()  # the wheel is kept
-    ml.fetch_ml100k(cache)
+    assert (cache / fetch.RECBOLE_WHEEL).is_file()  # the wheel is kept
+    fetch.fetch_ml100k(cache)
     assert len(calls) == 1  # valid cache reused, no download
     (cache / "ml-100k.item").write_text("damaged")
-    ml.fetch_ml100k(cache)
+    fetch.fetch_ml100k(cache)
     assert len(calls) == 1 and (cache / "ml-100k.item").read_bytes() == item  # from the wheel
     assert len(ml.load_ml100k(cache).titles) == 29
 
 
 def test_fetch_rejects_wrong_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        ml, "_pip_download", lambda dest: fake_wheel(dest / ml.RECBOLE_WHEEL, b"x", b"y")
+        fetch, "_pip_download", lambda dest: fake_wheel(dest / fetch.RECBOLE_WHEEL, b"x", b"y")
     )
     cache = tmp_path / "cache"
-    with pytest.raises(ml.FetchError, match=r"ml-100k.inter' has sha256 .* expected 4edb74e2"):
-        ml.fetch_ml100k(cache)
-    assert not (cache / ml.RECBOLE_WHEEL).exists()  # a bad wheel is not kept
+    with pytest.raises(fetch.FetchError, match=r"ml-100k.inter' has sha256 .* expected 4edb74e2"):
+        fetch.fetch_ml100k(cache)
+    assert not (cache / fetch.RECBOLE_WHEEL).exists()  # a bad wheel is not kept
 
 
 def test_fetch_reports_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ml, "RECBOLE_REQUIREMENT", "recbole==0.0.0.not-a-version")
-    monkeypatch.setattr(ml.sys, "executable", str(tmp_path / "no-python"))
-    with pytest.raises(ml.FetchError, match="could not run"):
-        ml.fetch_ml100k(tmp_path / "cache")
+    monkeypatch.setattr(fetch, "RECBOLE_REQUIREMENT", "recbole==0.0.0.not-a-version")
+    monkeypatch.setattr(fetch.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(fetch.FetchError, match="could not run"):
+        fetch.fetch_ml100k(tmp_path / "cache")
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FGRPO_CACHE", str(tmp_path))
-    assert ml.default_cache_dir() == tmp_path / "ml-100k"
+    assert fetch.default_cache_dir() == tmp_path / "ml-100k"
     monkeypatch.delenv("FGRPO_CACHE")
-    assert ml.default_cache_dir() == Path("~/.cache/fgrpo/ml-100k").expanduser()
+    assert fetch.default_cache_dir() == Path("~/.cache/fgrpo/ml-100k").expanduser()
 
 
 def test_real_ml100k() -> None:
     """The real files from the recbole wheel (cached; skipped when pip cannot download)."""
     try:
-        folder = ml.fetch_ml100k()
-    except ml.FetchError as e:
+        folder = fetch.fetch_ml100k()
+    except fetch.FetchError as e:
         pytest.skip(f"MovieLens-100K unavailable (no network?): {e}")
     data = ml.load_ml100k(folder)
     assert len(data.interactions) == 100_000 and len(data.titles) == 1682

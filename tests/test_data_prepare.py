@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fgrpo.config import ConfigError, field_help, load_config
-from fgrpo.data.movielens import FetchError
+from fgrpo.data.fetch import FetchError
 from fgrpo.data.prepare import PrepareConfig, main, run_prepare
 from fgrpo.data.schema import DataError, read_jsonl
 

