@@ -67,10 +67,10 @@ class PrepareConfig:
     max_train_per_user: int | None = option(
         None, "recommendation: keep each user's most recent training positions only (null: all)"
     )
-    max_passage_tokens: int | None = option(
+    max_passage_words: int | None = option(
         128,
         "QA: cut each passage to this many whitespace-separated WORDS (a tokenizer-free "
-        "approximation of tokens; null: no cut)",
+        "bound on prompt length; null: no cut)",
     )
     valid_fraction: float = option(0.1, "QA: fraction of questions in the valid split")
     test_fraction: float = option(0.1, "QA: fraction of questions in the test split")
@@ -117,8 +117,8 @@ class PrepareConfig:
             raise ValueError(f"history_len must be >= 1, got {self.history_len}")
         if self.max_train_per_user is not None and self.max_train_per_user < 0:
             raise ValueError(f"max_train_per_user must be >= 0, got {self.max_train_per_user}")
-        if self.max_passage_tokens is not None and self.max_passage_tokens < 1:
-            raise ValueError(f"max_passage_tokens must be >= 1, got {self.max_passage_tokens}")
+        if self.max_passage_words is not None and self.max_passage_words < 1:
+            raise ValueError(f"max_passage_words must be >= 1, got {self.max_passage_words}")
         if self.max_examples is not None and self.max_examples < 1:
             raise ValueError(f"max_examples must be >= 1, got {self.max_examples}")
         for name in ("valid_fraction", "test_fraction"):
@@ -210,7 +210,7 @@ def _build_qa(
         source=cfg.dataset,
         seed=cfg.seed,
         pool_size=cfg.pool_size,
-        max_passage_words=cfg.max_passage_tokens,
+        max_passage_words=cfg.max_passage_words,
         valid_fraction=cfg.valid_fraction,
         test_fraction=cfg.test_fraction,
         max_examples=cfg.max_examples,
