@@ -25,7 +25,7 @@ def _class(module: str, name: str) -> type | None:
 CONFIG_CLASSES = {
     "train": TrainConfig,
     "sft": SFTConfig,
-    "prepare": _class("fgrpo.data.prepare", "PrepareConfig"),
+    "prepare": _class("fgrpo.config.commands", "PrepareConfig"),
     "eval": _class("fgrpo.evaluation.command", "EvalConfig"),
     "compare": _class("fgrpo.experiments.compare", "CompareConfig"),
     "pretrain": _class("fgrpo.models.idtiny", "PretrainItemsConfig"),

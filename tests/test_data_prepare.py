@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fgrpo.commands.prepare import main, run_prepare
 from fgrpo.config import ConfigError, field_help, load_config
+from fgrpo.config.commands import PrepareConfig
 from fgrpo.data.fetch import FetchError
-from fgrpo.data.prepare import PrepareConfig, main, run_prepare
 from fgrpo.data.schema import DataError, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
