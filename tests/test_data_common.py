@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.data import common, movielens, qa
+from fgrpo.data import common, movielens, next_item, passages
 from fgrpo.data.schema import DataError
 
 
 def test_one_split_tuple_shared_by_every_builder() -> None:
     assert common.SPLITS == ("train", "valid", "test")
     assert movielens.SPLITS is common.SPLITS
-    assert qa.SPLITS is common.SPLITS
+    assert next_item.SPLITS is common.SPLITS
+    assert passages.SPLITS is common.SPLITS
 
 
 def test_bump_counts_and_ignores_no_stats() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.data import fetch
+from fgrpo.data import fetch, next_item
 from fgrpo.data import movielens as ml
 from fgrpo.data.schema import DataError, example_from_json
 
@@ -67,7 +67,7 @@ def build(folder: Path, **kw):
     stats: dict[str, int] = {}
     data = ml.load_ml100k(folder, stats=stats)
     kw.setdefault("pool_size", 20)
-    return ml.build_sequential(data, stats=stats, **kw), stats, data
+    return next_item.build_sequential(data, stats=stats, **kw), stats, data
 
 
 def by_id(examples):
@@ -110,7 +110,7 @@ def test_history_ids_align_with_query_titles(ml_dir: Path) -> None:
     splits, _, data = build(ml_dir, history_len=4)
     for ex in [e for split in ml.SPLITS for e in splits[split]]:
         ids = ex.meta["history_ids"]
-        assert ex.query.split(ml.HISTORY_SEP) == [data.titles[i] for i in ids]
+        assert ex.query.split(next_item.HISTORY_SEP) == [data.titles[i] for i in ids]
         if ex.meta["user"] == "1":
             t = ex.meta["position"]
             assert ids == USER1_ORDER[max(0, t - 4) : t]  # the window just before the target
@@ -177,9 +177,9 @@ def test_too_few_negatives_raises_or_skips(tmp_path: Path) -> None:
     folder = write_ml100k(tmp_path / "ml", inter, catalogue(25))  # user 1: 18 < 19 negatives
     data = ml.load_ml100k(folder)
     with pytest.raises(DataError, match=r"ml-100k.item: field 'pool_size'.*user '1'"):
-        ml.build_sequential(data, pool_size=20)
+        next_item.build_sequential(data, pool_size=20)
     stats: dict[str, int] = {}
-    splits = ml.build_sequential(data, pool_size=20, skip_invalid=True, stats=stats)
+    splits = next_item.build_sequential(data, pool_size=20, skip_invalid=True, stats=stats)
     assert stats["skipped_users_too_few_negatives"] == 1
     assert {e.meta["user"] for e in splits["test"]} == {"10"}
 
@@ -187,9 +187,9 @@ def test_too_few_negatives_raises_or_skips(tmp_path: Path) -> None:
 def test_bad_sizes_rejected(ml_dir: Path) -> None:
     data = ml.load_ml100k(ml_dir)
     with pytest.raises(ValueError, match="pool_size"):
-        ml.build_sequential(data, pool_size=1)
+        next_item.build_sequential(data, pool_size=1)
     with pytest.raises(ValueError, match="history_len"):
-        ml.build_sequential(data, history_len=0)
+        next_item.build_sequential(data, history_len=0)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -263,7 +263,7 @@ def write_ml1m(folder: Path) -> Path:
 def test_ml1m(tmp_path: Path) -> None:
     data = ml.load_ml1m(write_ml1m(tmp_path / "ml1m"))
     assert data.titles["1"] == "Amélie (2001)"
-    splits = ml.build_sequential(data, pool_size=10)
+    splits = next_item.build_sequential(data, pool_size=10)
     assert [e.relevance for e in splits["test"]] == [{"2": 1}]
     assert splits["test"][0].query == "Amélie (2001)\nFilm 3 (1993)"
     assert [e.relevance for e in splits["valid"]] == [{"3": 1}]
@@ -315,14 +315,14 @@ def test_llara_exports(tmp_path: Path) -> None:
     assert stats == {"skipped_rows_short_history": 1}
     assert [r.seq for r in rows["train"]] == [["1", "2", "3", "4"], ["9", "10", "11"]]
     assert [r.next for r in rows["valid"]] == ["16", "21"]
-    splits = ml.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
+    splits = next_item.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
     ex = splits["train"][0]
     assert ex.task == "music" and ex.id == "train-0"
     assert ex.meta == {"row": 0, "history_ids": ["2", "3", "4"]}
     assert ex.query == "Artist 2\nArtist 3\nArtist 4" and ex.relevance == {"5": 1}
     assert not {c.id for c in ex.candidates} & {"1", "2", "3", "4"}
     assert splits["valid"][0].relevance == {"16": 1} and len(splits["test"]) == 1
-    again = ml.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
+    again = next_item.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
     assert [e.to_json() for e in again["train"]] == [e.to_json() for e in splits["train"]]
 
 
@@ -439,7 +439,7 @@ def test_real_ml100k() -> None:
     assert len(data.interactions) == 100_000 and len(data.titles) == 1682
     assert data.titles["1"] == "Toy Story (1995)"
     stats: dict[str, int] = {}
-    splits = ml.build_sequential(data, max_train_per_user=1, stats=stats)
+    splits = next_item.build_sequential(data, max_train_per_user=1, stats=stats)
     assert {s: len(v) for s, v in splits.items()} == {"train": 943, "valid": 943, "test": 943}
     assert stats == {}
     for ex in splits["test"][:50]:

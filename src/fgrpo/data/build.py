@@ -4,8 +4,8 @@ describes them (:func:`make_manifest`). The command (:mod:`fgrpo.commands.prepar
 both.
 
 :func:`build_dataset` dispatches to the matching reader and builder
-(:mod:`fgrpo.data.movielens` for sequential recommendation, :mod:`fgrpo.data.qa` for
-multi-hop QA); a missing MovieLens-100K is fetched first (:mod:`fgrpo.data.fetch`). The
+(:mod:`fgrpo.data.movielens` + :mod:`fgrpo.data.next_item` for sequential
+recommendation, :mod:`fgrpo.data.qa` + :mod:`fgrpo.data.passages` for multi-hop QA); a missing MovieLens-100K is fetched first (:mod:`fgrpo.data.fetch`). The
 manifest records what is needed to trust and reproduce the files: the sha256 of every input
 file, the full config, counts, pool sizes and every skipped or altered record. Nothing in it
 depends on time or machine (input files are named relative to the input folder), so the
@@ -23,7 +23,7 @@ from typing import Any
 
 from fgrpo.config import to_dict
 from fgrpo.config.commands import PrepareConfig
-from fgrpo.data import fetch, movielens, qa
+from fgrpo.data import fetch, movielens, next_item, passages, qa
 from fgrpo.data.common import SPLITS, input_hashes
 from fgrpo.data.schema import DataError, Example
 
@@ -90,12 +90,12 @@ def _build_sequential(
             root, cfg.llara_padding_id, cfg.skip_invalid, stats
         )
         task = cfg.task or _llara_task(root)
-        splits = movielens.build_llara(rows, titles, task=task, **knobs)  # type: ignore[arg-type]
+        splits = next_item.build_llara(rows, titles, task=task, **knobs)  # type: ignore[arg-type]
         return BuiltDataset(splits, input_hashes(root, files), task)
     load = movielens.load_ml100k if cfg.dataset == "ml100k" else movielens.load_ml1m
     data = load(root, cfg.skip_invalid, stats)
     task = cfg.task or "movies"
-    splits = movielens.build_sequential(
+    splits = next_item.build_sequential(
         data,
         task=task,
         max_train_per_user=cfg.max_train_per_user,
@@ -114,8 +114,8 @@ def _build_qa(
     else:
         files = [path]
         questions = QA_LOADERS[cfg.dataset](path, cfg.skip_invalid, stats)
-    task = cfg.task or qa.TASK
-    splits = qa.build_qa(
+    task = cfg.task or passages.TASK
+    splits = passages.build_qa(
         questions,
         source=cfg.dataset,
         seed=cfg.seed,
@@ -127,7 +127,7 @@ def _build_qa(
         skip_invalid=cfg.skip_invalid,
         stats=stats,
     )
-    if task != qa.TASK:
+    if task != passages.TASK:
         for examples in splits.values():
             for ex in examples:
                 ex.task = task
