@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 
 def render() -> str:
-    from fgrpo.data.prepare import PrepareConfig
+    from fgrpo.config.commands import PrepareConfig
     from fgrpo.evaluation.command import EvalConfig
     from fgrpo.experiments.spec import CompareConfig, MethodSpec
     from fgrpo.models.idtiny import PretrainItemsConfig

@@ -62,7 +62,7 @@ def key(model: str, cfg: dict) -> str:
 def tune(args: argparse.Namespace) -> None:
     import torch
 
-    from fgrpo.baselines.sequential import SeqConfig, SequentialRanker
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
     from fgrpo.data.schema import read_jsonl
 
     torch.set_num_threads(args.threads)
@@ -88,7 +88,7 @@ def tune(args: argparse.Namespace) -> None:
                 **cfg, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                 max_len=args.max_len, train_on=args.train_on, seed=0,
             )  # fmt: skip
-            r = SequentialRanker(model, seq).fit(train, valid)  # type: ignore[arg-type]
+            r = SequentialScorer(model, seq).fit(train, valid)  # type: ignore[arg-type]
             best = next(p for p in r.curve if p["epoch"] == r.best_epoch)
             row = {
                 "key": k, "model": model, **cfg, "train_on": args.train_on, "best_epoch": r.best_epoch,

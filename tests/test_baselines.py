@@ -7,9 +7,9 @@ import random
 import pytest
 
 from fgrpo.baselines import (
-    BM25Ranker,
-    PopularityRanker,
-    RandomRanker,
+    BM25Scorer,
+    PopularityScorer,
+    RandomScorer,
     order_by_score,
     rank_examples,
 )
@@ -86,8 +86,8 @@ def test_order_by_score_breaks_ties_by_number():
     assert order_by_score([]) == []
 
 
-@pytest.mark.parametrize("make", [lambda tr: RandomRanker(3), lambda tr: PopularityRanker().fit(tr),
-                                  lambda tr: BM25Ranker()])  # fmt: skip
+@pytest.mark.parametrize("make", [lambda tr: RandomScorer(3), lambda tr: PopularityScorer().fit(tr),
+                                  lambda tr: BM25Scorer()])  # fmt: skip
 def test_rankings_are_permutations(make):
     examples = skewed_examples(20, seed=1) + lexical_examples(20, seed=2)
     ranker = make(skewed_examples(50, seed=3))
@@ -100,30 +100,30 @@ def test_rankings_are_permutations(make):
 
 def test_random_is_seeded_per_example():
     examples = skewed_examples(30, seed=4)
-    a = [RandomRanker(5).rank(ex) for ex in examples]
-    b = [RandomRanker(5).rank(ex) for ex in reversed(examples)][::-1]
+    a = [RandomScorer(5).rank(ex) for ex in examples]
+    b = [RandomScorer(5).rank(ex) for ex in reversed(examples)][::-1]
     assert a == b  # independent of call order
-    assert a != [RandomRanker(6).rank(ex) for ex in examples]
+    assert a != [RandomScorer(6).rank(ex) for ex in examples]
 
 
 def test_rank_examples_shape():
     examples = lexical_examples(5, seed=5)
-    runs = rank_examples(BM25Ranker(), examples, slate_size=10, rank_size=5)
+    runs = rank_examples(BM25Scorer(), examples, slate_size=10, rank_size=5)
     for ex, r in zip(examples, runs, strict=True):
         assert r["id"] == ex.id
         assert len(r["slate"]) == 10 and len(r["ranking"]) == 5
         assert r["ranking"] == r["slate"][:5]
     small = Example("s", "x", [Candidate("a", "x"), Candidate("b", "y")], {"a": 1})
-    assert rank_examples(BM25Ranker(), [small]) == [{"id": "s", "slate": [1, 2], "ranking": [1, 2]}]
+    assert rank_examples(BM25Scorer(), [small]) == [{"id": "s", "slate": [1, 2], "ranking": [1, 2]}]
     with pytest.raises(ValueError):
-        rank_examples(BM25Ranker(), examples, slate_size=3, rank_size=5)
+        rank_examples(BM25Scorer(), examples, slate_size=3, rank_size=5)
 
 
 def test_popularity_beats_random_on_skewed_data():
     train = skewed_examples(400, seed=10)
     test = skewed_examples(300, seed=11)
-    pop = ndcg5(PopularityRanker().fit(train), test)
-    rnd = ndcg5(RandomRanker(0), test)
+    pop = ndcg5(PopularityScorer().fit(train), test)
+    rnd = ndcg5(RandomScorer(0), test)
     assert pop > rnd + 0.15, (pop, rnd)
 
 
@@ -133,18 +133,18 @@ def test_popularity_counts_relevance_and_history():
                 meta={"history_ids": ["b", "b"]}),
         Example("t2", "", [Candidate("a", ""), Candidate("c", "")], {"c": 2}),
     ]  # fmt: skip
-    pop = PopularityRanker().fit(train)
+    pop = PopularityScorer().fit(train)
     assert pop.counts == {"a": 1, "b": 2, "c": 1}
     ex = Example("x", "", [Candidate("z", ""), Candidate("c", ""), Candidate("b", "")], {"z": 1})
     assert pop.rank(ex) == [3, 2, 1]
     with pytest.raises(RuntimeError):
-        PopularityRanker().rank(ex)
+        PopularityScorer().rank(ex)
 
 
 def test_bm25_beats_random_on_lexical_data():
     test = lexical_examples(100, seed=12)
-    bm25 = ndcg5(BM25Ranker(), test)
-    rnd = ndcg5(RandomRanker(0), test)
+    bm25 = ndcg5(BM25Scorer(), test)
+    rnd = ndcg5(RandomScorer(0), test)
     assert bm25 > 0.95 and bm25 > rnd + 0.5, (bm25, rnd)
 
 
@@ -155,8 +155,8 @@ def test_bm25_handles_queries_without_known_words():
         [Candidate("a", "apple"), Candidate("b", ""), Candidate("c", "zebra apple")],
         {"c": 1},
     )
-    assert BM25Ranker().rank(ex) == [1, 2, 3]
+    assert BM25Scorer().rank(ex) == [1, 2, 3]
     ex.query = "unknown words"
-    assert BM25Ranker().rank(ex) == [1, 2, 3]
+    assert BM25Scorer().rank(ex) == [1, 2, 3]
     ex.query = "zebra"
-    assert BM25Ranker().rank(ex)[0] == 3
+    assert BM25Scorer().rank(ex)[0] == 3

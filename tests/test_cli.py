@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -45,29 +46,58 @@ def test_lora_with_kl_to_the_adapter_free_base(tmp_path: Path) -> None:
     assert "fgrpo" in (out / "model" / "README.md").read_text()  # with a model card
 
 
-def test_eval_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path) -> None:
-    out = tmp_path / "eval"
-    proc = fgrpo("eval", f"model={trained / 'model'}", "dataset=toy", f"output_dir={out}", "max_new_tokens=24", "--limit", "12")
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["num_examples"] == 12 and 0 <= metrics["NDCG@5"] <= 1
-    assert {"Recall@1", "Precision@3", "Hit@5", "MRR", "format/valid_rate", "errors@5/slate_miss"} <= set(metrics)
+TOY_IDS = [f"toy-20000-{i}" for i in range(12)]  # the first 12 toy test pools (seed 0 + 20000)
+PRED_KEYS = {"id", "slate", "ranking", "relevant", "slate_valid", "rank_valid", "errors", "completion"}
+
+
+def _eval(model: Path, out: Path, *extra: str) -> tuple[dict, list[dict]]:
+    proc = fgrpo("eval", f"model={model}", "dataset=toy", f"output_dir={out}", "max_new_tokens=24", *extra, "--limit", "12")
+    assert "| NDCG@5 |" in (out / "metrics.md").read_text() and "| model |" in (out / "metrics.md").read_text(), proc.stdout
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 12 and {"id", "slate", "ranking", "relevant", "completion"} <= set(preds[0])
-    assert "| NDCG@5" in (out / "metrics.md").read_text() or "NDCG@5" in proc.stdout
+    return json.loads((out / "metrics.json").read_text()), preds
+
+
+def test_eval_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path) -> None:
+    # the fixture's model (30 warm-up steps) does not yet write the format: the paper's
+    # protocol counts every answer as invalid and scores it 0
+    metrics, preds = _eval(trained / "model", tmp_path / "eval")
+    assert metrics["num_examples"] == 12
+    assert {"Recall@1", "Precision@3", "Hit@5", "MRR", "format/valid_rate", "errors@5/slate_miss"} <= set(metrics)
+    assert (metrics["NDCG@5"], metrics["MRR"], metrics["format/valid_rate"]) == (0.0, 0.0, 0.0)
+    assert [p["id"] for p in preds] == TOY_IDS and all(set(p) == PRED_KEYS for p in preds)
+    assert all(p["slate"] == [] and p["ranking"] == [] and not p["slate_valid"] and p["errors"] for p in preds)
+    assert preds[0]["relevant"] == [2]
+    # constrained decoding: every answer valid, so the same model gets real, exact scores
+    metrics, preds = _eval(trained / "model", tmp_path / "eval_constrained", "constrained=true")
+    assert metrics["num_examples"] == 12 and metrics["format/valid_rate"] == 1.0
+    assert metrics["NDCG@5"] == pytest.approx(0.19328282860331658, abs=1e-9)
+    assert metrics["MRR"] == pytest.approx(0.25, abs=1e-9) and metrics["Hit@1"] == pytest.approx(0.25, abs=1e-9)
+    assert [p["id"] for p in preds] == TOY_IDS
+    assert [(p["slate"], p["ranking"], p["errors"]) for p in preds] == [([6], [6], [])] * 12
+
+
+POOL = [{"id": "x", "text": "cat"}, {"id": "y", "text": "dog *"}]
 
 
 def test_rank_command_and_python_api(trained: Path) -> None:
-    rows = [{"id": "a", "task": "toy", "query": "select the marked items",
-             "candidates": [{"id": "x", "text": "cat"}, {"id": "y", "text": "dog *"}]}]
-    proc = fgrpo("rank", "--model", str(trained / "model"), stdin="\n".join(json.dumps(r) for r in rows))
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["id"] == "a" and set(out) >= {"slate", "ranking", "valid", "errors", "completion"}
-    assert set(out["slate"]) <= {"x", "y"}
-
     import fgrpo as api
 
+    rows = [{"id": "a", "task": "toy", "query": "select the marked items", "candidates": POOL}]
+    stdin = "\n".join(json.dumps(r) for r in rows)
+    out = json.loads(fgrpo("rank", "--model", str(trained / "model"), stdin=stdin).stdout.strip().splitlines()[-1])
+    # unconstrained, the fixture's model writes no number: both parts are invalid and empty
+    assert out == {"id": "a", "slate": [], "ranking": [], "valid": False, "errors": ["slate_empty", "rank_empty"],
+                   "completion": "<SLATE> </SLATE> <RANK> > > > > > > </RANK>"}
     res = api.Ranker.from_pretrained(trained / "model", max_new_tokens=24).rank("select the marked items", ["cat", "dog *"], task="toy")
-    assert set(res.ranking) <= {"1", "2"}
+    assert dataclasses.asdict(res) == {k: v for k, v in out.items() if k != "id"}  # the API decodes the same
+    # constrained: a valid answer, the marked candidate (y, number 2) in both parts
+    proc = fgrpo("rank", "--model", str(trained / "model"), "--constrained", stdin=stdin)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"id": "a", "slate": ["y"], "ranking": ["y"], "valid": True, "errors": [],
+                   "completion": "<SLATE> [2] </SLATE> <RANK> [2] </RANK>"}
+    pairs = [(c["id"], c["text"]) for c in POOL]
+    res = api.Ranker.from_pretrained(trained / "model", constrained=True).rank("select the marked items", pairs, task="toy")
+    assert dataclasses.asdict(res) == {k: v for k, v in out.items() if k != "id"}
 
 
 def test_config_errors_exit_2_and_name_the_key() -> None:
@@ -78,8 +108,13 @@ def test_config_errors_exit_2_and_name_the_key() -> None:
 
 
 def test_options_lists_every_key() -> None:
+    from fgrpo.config import field_help
+    from fgrpo.trainer.config import TrainConfig
+
     proc = fgrpo("options", "train")
     assert "advantage_estimator" in proc.stdout and "group_size" in proc.stdout
+    missing = [name for name in field_help(TrainConfig) if name not in proc.stdout]
+    assert not missing, missing
 
 
 def test_bad_data_row_names_file_line_and_field(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fgrpo.data import fetch, next_item
 from fgrpo.data import movielens as ml
 from fgrpo.data.schema import DataError, example_from_json
 
@@ -66,7 +67,7 @@ def build(folder: Path, **kw):
     stats: dict[str, int] = {}
     data = ml.load_ml100k(folder, stats=stats)
     kw.setdefault("pool_size", 20)
-    return ml.build_sequential(data, stats=stats, **kw), stats, data
+    return next_item.build_sequential(data, stats=stats, **kw), stats, data
 
 
 def by_id(examples):
@@ -109,7 +110,7 @@ def test_history_ids_align_with_query_titles(ml_dir: Path) -> None:
     splits, _, data = build(ml_dir, history_len=4)
     for ex in [e for split in ml.SPLITS for e in splits[split]]:
         ids = ex.meta["history_ids"]
-        assert ex.query.split(ml.HISTORY_SEP) == [data.titles[i] for i in ids]
+        assert ex.query.split(next_item.HISTORY_SEP) == [data.titles[i] for i in ids]
         if ex.meta["user"] == "1":
             t = ex.meta["position"]
             assert ids == USER1_ORDER[max(0, t - 4) : t]  # the window just before the target
@@ -176,9 +177,9 @@ def test_too_few_negatives_raises_or_skips(tmp_path: Path) -> None:
     folder = write_ml100k(tmp_path / "ml", inter, catalogue(25))  # user 1: 18 < 19 negatives
     data = ml.load_ml100k(folder)
     with pytest.raises(DataError, match=r"ml-100k.item: field 'pool_size'.*user '1'"):
-        ml.build_sequential(data, pool_size=20)
+        next_item.build_sequential(data, pool_size=20)
     stats: dict[str, int] = {}
-    splits = ml.build_sequential(data, pool_size=20, skip_invalid=True, stats=stats)
+    splits = next_item.build_sequential(data, pool_size=20, skip_invalid=True, stats=stats)
     assert stats["skipped_users_too_few_negatives"] == 1
     assert {e.meta["user"] for e in splits["test"]} == {"10"}
 
@@ -186,9 +187,9 @@ def test_too_few_negatives_raises_or_skips(tmp_path: Path) -> None:
 def test_bad_sizes_rejected(ml_dir: Path) -> None:
     data = ml.load_ml100k(ml_dir)
     with pytest.raises(ValueError, match="pool_size"):
-        ml.build_sequential(data, pool_size=1)
+        next_item.build_sequential(data, pool_size=1)
     with pytest.raises(ValueError, match="history_len"):
-        ml.build_sequential(data, history_len=0)
+        next_item.build_sequential(data, history_len=0)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -262,7 +263,7 @@ def write_ml1m(folder: Path) -> Path:
 def test_ml1m(tmp_path: Path) -> None:
     data = ml.load_ml1m(write_ml1m(tmp_path / "ml1m"))
     assert data.titles["1"] == "Amélie (2001)"
-    splits = ml.build_sequential(data, pool_size=10)
+    splits = next_item.build_sequential(data, pool_size=10)
     assert [e.relevance for e in splits["test"]] == [{"2": 1}]
     assert splits["test"][0].query == "Amélie (2001)\nFilm 3 (1993)"
     assert [e.relevance for e in splits["valid"]] == [{"3": 1}]
@@ -314,14 +315,14 @@ def test_llara_exports(tmp_path: Path) -> None:
     assert stats == {"skipped_rows_short_history": 1}
     assert [r.seq for r in rows["train"]] == [["1", "2", "3", "4"], ["9", "10", "11"]]
     assert [r.next for r in rows["valid"]] == ["16", "21"]
-    splits = ml.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
+    splits = next_item.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
     ex = splits["train"][0]
     assert ex.task == "music" and ex.id == "train-0"
     assert ex.meta == {"row": 0, "history_ids": ["2", "3", "4"]}
     assert ex.query == "Artist 2\nArtist 3\nArtist 4" and ex.relevance == {"5": 1}
     assert not {c.id for c in ex.candidates} & {"1", "2", "3", "4"}
     assert splits["valid"][0].relevance == {"16": 1} and len(splits["test"]) == 1
-    again = ml.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
+    again = next_item.build_llara(rows, titles, task="music", pool_size=10, history_len=3)
     assert [e.to_json() for e in again["train"]] == [e.to_json() for e in splits["train"]]
 
 
@@ -372,8 +373,8 @@ def test_llara_errors(tmp_path: Path) -> None:
 
 def fake_wheel(path: Path, inter: bytes, item: bytes) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(ml.ML100K_MEMBERS["ml-100k.inter"], inter)
-        zf.writestr(ml.ML100K_MEMBERS["ml-100k.item"], item)
+        zf.writestr(fetch.ML100K_MEMBERS["ml-100k.inter"], inter)
+        zf.writestr(fetch.ML100K_MEMBERS["ml-100k.item"], item)
     return path
 
 
@@ -384,61 +385,61 @@ def test_fetch_from_wheel_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "ml-100k.inter": hashlib.sha256(inter).hexdigest()[:16],
         "ml-100k.item": hashlib.sha256(item).hexdigest()[:16],
     }
-    monkeypatch.setattr(ml, "ML100K_SHA256_PREFIX", prefixes)
+    monkeypatch.setattr(fetch, "ML100K_SHA256_PREFIX", prefixes)
     calls = []
 
     def download(dest: Path) -> Path:
         calls.append(dest)
-        return fake_wheel(dest / ml.RECBOLE_WHEEL, inter, item)
+        return fake_wheel(dest / fetch.RECBOLE_WHEEL, inter, item)
 
-    monkeypatch.setattr(ml, "_pip_download", download)
+    monkeypatch.setattr(fetch, "_pip_download", download)
     cache = tmp_path / "cache"
-    assert ml.fetch_ml100k(cache) == cache
+    assert fetch.fetch_ml100k(cache) == cache
     assert (cache / "ml-100k.inter").read_bytes() == inter and len(calls) == 1
-    assert (cache / ml.RECBOLE_WHEEL).is_file()  # the wheel is kept
-    ml.fetch_ml100k(cache)
+    assert (cache / fetch.RECBOLE_WHEEL).is_file()  # the wheel is kept
+    fetch.fetch_ml100k(cache)
     assert len(calls) == 1  # valid cache reused, no download
     (cache / "ml-100k.item").write_text("damaged")
-    ml.fetch_ml100k(cache)
+    fetch.fetch_ml100k(cache)
     assert len(calls) == 1 and (cache / "ml-100k.item").read_bytes() == item  # from the wheel
     assert len(ml.load_ml100k(cache).titles) == 29
 
 
 def test_fetch_rejects_wrong_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        ml, "_pip_download", lambda dest: fake_wheel(dest / ml.RECBOLE_WHEEL, b"x", b"y")
+        fetch, "_pip_download", lambda dest: fake_wheel(dest / fetch.RECBOLE_WHEEL, b"x", b"y")
     )
     cache = tmp_path / "cache"
-    with pytest.raises(ml.FetchError, match=r"ml-100k.inter' has sha256 .* expected 4edb74e2"):
-        ml.fetch_ml100k(cache)
-    assert not (cache / ml.RECBOLE_WHEEL).exists()  # a bad wheel is not kept
+    with pytest.raises(fetch.FetchError, match=r"ml-100k.inter' has sha256 .* expected 4edb74e2"):
+        fetch.fetch_ml100k(cache)
+    assert not (cache / fetch.RECBOLE_WHEEL).exists()  # a bad wheel is not kept
 
 
 def test_fetch_reports_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ml, "RECBOLE_REQUIREMENT", "recbole==0.0.0.not-a-version")
-    monkeypatch.setattr(ml.sys, "executable", str(tmp_path / "no-python"))
-    with pytest.raises(ml.FetchError, match="could not run"):
-        ml.fetch_ml100k(tmp_path / "cache")
+    monkeypatch.setattr(fetch, "RECBOLE_REQUIREMENT", "recbole==0.0.0.not-a-version")
+    monkeypatch.setattr(fetch.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(fetch.FetchError, match="could not run"):
+        fetch.fetch_ml100k(tmp_path / "cache")
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FGRPO_CACHE", str(tmp_path))
-    assert ml.default_cache_dir() == tmp_path / "ml-100k"
+    assert fetch.default_cache_dir() == tmp_path / "ml-100k"
     monkeypatch.delenv("FGRPO_CACHE")
-    assert ml.default_cache_dir() == Path("~/.cache/fgrpo/ml-100k").expanduser()
+    assert fetch.default_cache_dir() == Path("~/.cache/fgrpo/ml-100k").expanduser()
 
 
 def test_real_ml100k() -> None:
     """The real files from the recbole wheel (cached; skipped when pip cannot download)."""
     try:
-        folder = ml.fetch_ml100k()
-    except ml.FetchError as e:
+        folder = fetch.fetch_ml100k()
+    except fetch.FetchError as e:
         pytest.skip(f"MovieLens-100K unavailable (no network?): {e}")
     data = ml.load_ml100k(folder)
     assert len(data.interactions) == 100_000 and len(data.titles) == 1682
     assert data.titles["1"] == "Toy Story (1995)"
     stats: dict[str, int] = {}
-    splits = ml.build_sequential(data, max_train_per_user=1, stats=stats)
+    splits = next_item.build_sequential(data, max_train_per_user=1, stats=stats)
     assert {s: len(v) for s, v in splits.items()} == {"train": 943, "valid": 943, "test": 943}
     assert stats == {}
     for ex in splits["test"][:50]:

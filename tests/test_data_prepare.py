@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fgrpo.commands.prepare import main, run_prepare
 from fgrpo.config import ConfigError, field_help, load_config
-from fgrpo.data.movielens import FetchError
-from fgrpo.data.prepare import PrepareConfig, main, run_prepare
+from fgrpo.config.commands import PrepareConfig
+from fgrpo.data.fetch import FetchError
 from fgrpo.data.schema import DataError, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,10 +68,10 @@ def read_bytes(folder: Path) -> dict[str, bytes]:
 def test_every_field_has_help() -> None:
     helps = field_help(PrepareConfig)
     assert {"dataset", "input_path", "output_dir", "seed", "pool_size", "history_len"} <= set(helps)
-    assert {"max_passage_tokens", "valid_fraction", "test_fraction", "max_examples"} <= set(helps)
+    assert {"max_passage_words", "valid_fraction", "test_fraction", "max_examples"} <= set(helps)
     assert "skip_invalid" in helps
     assert all(h for _, _, h in helps.values())
-    assert "WORDS" in helps["max_passage_tokens"][2]
+    assert "WORDS" in helps["max_passage_words"][2]
     d = PrepareConfig()
     assert (d.seed, d.pool_size, d.history_len, d.skip_invalid) == (0, 20, 10, False)
 
@@ -86,6 +87,8 @@ def test_every_field_has_help() -> None:
         (["max_examples=0"], "max_examples must be >= 1"),
         (["dedup_overlap=0"], "dedup_overlap must be in"),
         (["poolsize=3"], "unknown key 'poolsize'"),
+        (["max_passage_tokens=12"], "unknown key 'max_passage_tokens'"),  # renamed: it counts words
+        (["max_passage_words=0"], "max_passage_words must be >= 1"),
     ],
 )
 def test_config_rejects(overrides: list[str], pattern: str) -> None:

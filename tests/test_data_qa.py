@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.data import qa
+from fgrpo.data import passages, qa
 from fgrpo.data.schema import DataError, example_from_json
 
 
@@ -92,11 +92,11 @@ def hotpot_rows(n: int = 5) -> list[dict]:
 def build(questions, **kw):
     kw.setdefault("source", "test")
     kw.setdefault("pool_size", 6)
-    return qa.build_qa(questions, **kw)
+    return passages.build_qa(questions, **kw)
 
 
 def all_examples(splits):
-    return [e for s in qa.SPLITS for e in splits[s]]
+    return [e for s in passages.SPLITS for e in splits[s]]
 
 
 # --------------------------------------------------------------------------- readers
@@ -156,23 +156,23 @@ def test_split_by_question_is_disjoint_and_seeded() -> None:
     qs = [
         qa.Question(f"q{i}", "?", [qa.Passage(f"q{i}:0", "t", "x", True)], "w") for i in range(50)
     ]
-    s = qa.split_questions(qs, seed=0, valid_fraction=0.1, test_fraction=0.2)
+    s = passages.split_questions(qs, seed=0, valid_fraction=0.1, test_fraction=0.2)
     ids = {k: [q.id for q in v] for k, v in s.items()}
     assert [len(v) for v in ids.values()] == [35, 5, 10]
     assert len(set(sum(ids.values(), []))) == 50
-    assert ids == {k: [q.id for q in v] for k, v in qa.split_questions(qs, 0, 0.1, 0.2).items()}
-    assert ids != {k: [q.id for q in v] for k, v in qa.split_questions(qs, 1, 0.1, 0.2).items()}
+    assert ids == {k: [q.id for q in v] for k, v in passages.split_questions(qs, 0, 0.1, 0.2).items()}
+    assert ids != {k: [q.id for q in v] for k, v in passages.split_questions(qs, 1, 0.1, 0.2).items()}
     assert all(v == sorted(v, key=lambda x: int(x[1:])) for v in ids.values())  # file order
     with pytest.raises(ValueError, match="sum to less than 1"):
-        qa.split_questions(qs, 0, 0.5, 0.5)
+        passages.split_questions(qs, 0, 0.5, 0.5)
 
 
 def test_padding_from_other_questions_of_the_same_split(tmp_path: Path) -> None:
     qs = qa.load_hotpotqa_ircot(write_jsonl(tmp_path / "d.jsonl", ircot_rows(20)))
     stats: dict[str, int] = {}
     splits = build(qs, pool_size=10, valid_fraction=0.25, test_fraction=0.25, stats=stats)
-    assert [len(splits[s]) for s in qa.SPLITS] == [10, 5, 5]
-    for split in qa.SPLITS:
+    assert [len(splits[s]) for s in passages.SPLITS] == [10, 5, 5]
+    for split in passages.SPLITS:
         split_ids = {e.id for e in splits[split]}
         for e in splits[split]:
             owners = [c.id.split(":")[0] for c in e.candidates]
@@ -226,7 +226,7 @@ def test_max_examples_keeps_pools_unchanged(tmp_path: Path) -> None:
     qs = qa.load_hotpotqa_ircot(write_jsonl(tmp_path / "d.jsonl", ircot_rows(20)))
     full = {e.id: e.to_json() for e in all_examples(build(qs, pool_size=8))}
     part = build(qs, pool_size=8, max_examples=2)
-    assert [len(part[s]) for s in qa.SPLITS] == [2, 2, 2]
+    assert [len(part[s]) for s in passages.SPLITS] == [2, 2, 2]
     assert all(full[e.id] == e.to_json() for e in all_examples(part))
 
 
@@ -241,8 +241,8 @@ def test_passages_cut_to_max_words(tmp_path: Path) -> None:
             title, text = c.text.split(": ", 1)
             assert title.startswith("Title ") and len(text.split()) == 5
     assert stats["passages_truncated"] == 12
-    assert qa.candidate_text(qa.Passage("i", " A  b ", "x\n y  z"), None) == "A b: x y z"
-    assert qa.candidate_text(qa.Passage("i", "", "x y z"), 2) == "x y"
+    assert passages.candidate_text(qa.Passage("i", " A  b ", "x\n y  z"), None) == "A b: x y z"
+    assert passages.candidate_text(qa.Passage("i", "", "x y z"), 2) == "x y"
 
 
 # --------------------------------------------------------------------------- gold + retrieved
@@ -460,8 +460,8 @@ def test_real_files(rel: str, load, n: int, n_relevant: set[int]) -> None:
     questions = load(real_file(rel))
     assert len(questions) == n
     stats: dict[str, int] = {}
-    splits = qa.build_qa(questions, source=rel, pool_size=20, stats=stats)
-    assert [len(splits[s]) for s in qa.SPLITS] == [n - 2 * n // 10, n // 10, n // 10]
+    splits = passages.build_qa(questions, source=rel, pool_size=20, stats=stats)
+    assert [len(splits[s]) for s in passages.SPLITS] == [n - 2 * n // 10, n // 10, n // 10]
     assert "short_pools" not in stats
     ids = [e.id for e in all_examples(splits)]
     assert len(set(ids)) == n

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fgrpo.data.movielens import Interaction, RecData, build_sequential
+from fgrpo.data.movielens import Interaction, RecData
+from fgrpo.data.next_item import build_sequential
 from fgrpo.data.schema import Candidate, Example, write_jsonl
 from fgrpo.format.completion import parse_completion, render_completion
 from fgrpo.format.items import candidate_labels, item_prompt, item_token, uses_item_tokens

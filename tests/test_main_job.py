@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ml100k_available() -> bool:
-    from fgrpo.data.movielens import fetch_ml100k
+    from fgrpo.data.fetch import fetch_ml100k
 
     try:
         fetch_ml100k()

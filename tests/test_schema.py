@@ -121,7 +121,8 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_prepared_files_pass_the_schema(tmp_path: Path) -> None:
     """What the builders write reads back through the validating reader unchanged."""
-    from fgrpo.data.prepare import PrepareConfig, run_prepare
+    from fgrpo.commands.prepare import run_prepare
+    from fgrpo.config.commands import PrepareConfig
 
     src = tmp_path / "m.jsonl"
     rows = [

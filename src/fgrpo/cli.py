@@ -19,16 +19,12 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _config_classes() -> dict[str, type]:
+    from fgrpo.config.commands import PrepareConfig
     from fgrpo.models.idtiny import PretrainItemsConfig
     from fgrpo.trainer.config import SFTConfig, TrainConfig
 
     classes: dict[str, type] = {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig}
-    try:
-        from fgrpo.data.prepare import PrepareConfig
-
-        classes["prepare"] = PrepareConfig
-    except ImportError:  # pragma: no cover - during development of the data builders
-        pass
+    classes["prepare"] = PrepareConfig
     try:
         from fgrpo.evaluation.command import EvalConfig
 
@@ -139,17 +135,9 @@ def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, 
 @app.command(context_settings=EXTRA)
 def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Build train/valid/test JSONL and a manifest from a raw dataset."""
-    from fgrpo.data.prepare import run_prepare
+    from fgrpo.commands.prepare import run
 
-    cfg = _load("prepare", config, ctx.args)
-    length_fn = None
-    if cfg.prompt_tokenizer:
-        from fgrpo.format.prompts import encode_prompt
-        from fgrpo.models.loading import load_tokenizer
-
-        tokenizer = load_tokenizer(cfg.prompt_tokenizer)
-        length_fn = lambda ex: len(encode_prompt(tokenizer, ex))  # noqa: E731
-    manifest = run_prepare(cfg, length_fn)
+    manifest = run(_load("prepare", config, ctx.args))
     skipped = sum(manifest.get("skipped", {}).values())
     if skipped:
         typer.echo(f"data: skipped {skipped} invalid record(s) (skip_invalid); by kind in manifest.json 'skipped'", err=True)

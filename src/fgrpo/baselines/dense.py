@@ -1,4 +1,4 @@
-"""Zero-shot dense ranker: cosine similarity of MiniLM sentence embeddings.
+"""Zero-shot dense scorer: cosine similarity of MiniLM sentence embeddings.
 
 The paper's zero-shot rows are LLM rerankers (RankZephyr, MonoT5). Their weights come from
 a model hub, which this project cannot reach at run time, so this row stands in for them
@@ -49,10 +49,10 @@ def minilm_model_path() -> Path:
     return folder
 
 
-class DenseRanker:
+class DenseScorer:
     """Score = cosine(query embedding, candidate text embedding), all-MiniLM-L6-v2.
 
-    Embeddings are cached by text for the life of the ranker (a catalogue item reappears in
+    Embeddings are cached by text for the life of the scorer (a catalogue item reappears in
     many pools; the encoder is symmetric, so queries share the cache): :meth:`prepare`
     encodes every distinct query and candidate text of a split in batches up front, and
     :meth:`rank` encodes whatever is still missing.

@@ -5,7 +5,7 @@ example's pool and ranks the whole pool by score; the top 10 then play the slate
 top 5 the ranking (:func:`rank_examples`), so a baseline goes through exactly the same
 metric code as the LLM's parsed output.
 
-The neural rows (MiniLM dense ranker, SASRec, GRU4Rec) live in ``dense.py`` and
+The neural rows (MiniLM dense scorer, SASRec, GRU4Rec) live in ``dense.py`` and
 ``sequential.py`` and share :func:`order_by_score` and :func:`rank_examples`.
 
 Ties are broken by candidate number (lower first), so results are deterministic. Beware
@@ -25,7 +25,7 @@ import bm25s
 from fgrpo.data.schema import Example
 
 
-class Ranker(Protocol):
+class Scorer(Protocol):
     """The common interface: ``rank(example)`` = all candidate numbers (1-based), best first."""
 
     name: str
@@ -38,7 +38,7 @@ def order_by_score(scores: Sequence[float]) -> list[int]:
     return sorted(range(1, len(scores) + 1), key=lambda k: (-scores[k - 1], k))
 
 
-class RandomRanker:
+class RandomScorer:
     """Uniformly random order, reproducible per example.
 
     The generator is seeded from ``(seed, example.id)``, so an example's order does not
@@ -55,7 +55,7 @@ class RandomRanker:
         return order_by_score([rng.random() for _ in example.candidates])
 
 
-class PopularityRanker:
+class PopularityScorer:
     """Score = how often the candidate id was a positive in the training split.
 
     Counts each id once per training example where it has grade > 0 in ``relevance``, plus
@@ -68,7 +68,7 @@ class PopularityRanker:
         self.name = "popularity"
         self.counts: Counter[str] | None = None
 
-    def fit(self, train_examples: Iterable[Example]) -> PopularityRanker:
+    def fit(self, train_examples: Iterable[Example]) -> PopularityScorer:
         counts: Counter[str] = Counter()
         for ex in train_examples:
             counts.update(cid for cid, grade in ex.relevance.items() if grade > 0)
@@ -80,12 +80,12 @@ class PopularityRanker:
 
     def rank(self, example: Example) -> list[int]:
         if self.counts is None:
-            raise RuntimeError("PopularityRanker.rank called before fit()")
+            raise RuntimeError("PopularityScorer.rank called before fit()")
         counts = self.counts
         return order_by_score([float(counts.get(c.id, 0)) for c in example.candidates])
 
 
-class BM25Ranker:
+class BM25Scorer:
     """Lexical match of the query against each candidate's text, with ``bm25s``.
 
     One index per example over that example's pool (IDF is therefore pool-local, which is
@@ -124,7 +124,7 @@ class BM25Ranker:
 
 
 def rank_examples(
-    ranker: Ranker,
+    scorer: Scorer,
     examples: Iterable[Example],
     slate_size: int = 10,
     rank_size: int = 5,
@@ -136,7 +136,7 @@ def rank_examples(
     ranking is always inside the slate, as the LLM's must be). Feed ``ranking`` to
     :func:`fgrpo.evaluation.compute_metrics` and both to ``error_analysis``.
 
-    A ranker with a ``prepare(examples)`` method (the neural ones) gets the whole list
+    A scorer with a ``prepare(examples)`` method (the neural ones) gets the whole list
     first, so it can encode in batches rather than one example at a time.
     """
     if slate_size < 1 or rank_size < 1:
@@ -144,15 +144,15 @@ def rank_examples(
     if rank_size > slate_size:
         raise ValueError(f"rank_size ({rank_size}) must not exceed slate_size ({slate_size})")
     examples = list(examples)
-    prepare = getattr(ranker, "prepare", None)
+    prepare = getattr(scorer, "prepare", None)
     if callable(prepare):
         prepare(examples)
     out = []
     for ex in examples:
-        order = ranker.rank(ex)
+        order = scorer.rank(ex)
         if sorted(order) != list(range(1, ex.num_candidates + 1)):
             raise ValueError(
-                f"{ranker.name}: ranking for example {ex.id!r} is not a permutation of "
+                f"{scorer.name}: ranking for example {ex.id!r} is not a permutation of "
                 f"1..{ex.num_candidates}: {order}"
             )
         out.append({"id": ex.id, "slate": order[:slate_size], "ranking": order[:rank_size]})

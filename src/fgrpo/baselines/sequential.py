@@ -191,7 +191,7 @@ TrainOn = Literal["users", "windows"]
 
 @dataclass
 class SeqConfig:
-    """Hyperparameters of :class:`SequentialRanker`.
+    """Hyperparameters of :class:`SequentialScorer`.
 
     ``hidden``, ``blocks``, ``dropout`` and ``lr`` left at None take the model's tuned value
     (:data:`TUNED`: the best valid NDCG@5 of the search in ``scripts/tune_sequential.py``,
@@ -275,7 +275,7 @@ def chunks(seq: Sequence[int], max_len: int) -> list[list[int]]:
     return out
 
 
-class SequentialRanker:
+class SequentialScorer:
     """Rank a pool by a SASRec or GRU4Rec next-item logit after ``meta["history_ids"]``.
 
     ``fit(train_examples, valid_examples)`` builds the vocabulary and trains from scratch
@@ -344,7 +344,7 @@ class SequentialRanker:
         self.model.train(was_training)
         return compute_metrics([r["ranking"] for r in rows], [ex.grades() for ex in examples], ks)
 
-    def fit(self, train_examples: Sequence[Example], valid_examples: Sequence[Example] | None = None) -> SequentialRanker:
+    def fit(self, train_examples: Sequence[Example], valid_examples: Sequence[Example] | None = None) -> SequentialScorer:
         c = self.config
         start = time.perf_counter()
         self.vocab = ItemVocab.from_examples(train_examples)

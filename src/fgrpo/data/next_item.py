@@ -1,0 +1,234 @@
+"""Next-item examples from interaction logs (:mod:`fgrpo.data.movielens` reads them).
+
+Scope: turn every user's history into next-item examples (the task-neutral
+:class:`~fgrpo.data.schema.Example`) under the protocol the paper follows (LLaRA's), and
+nothing else: no prompts, no tokenization.
+
+Protocol (LLaRA's, used by the paper)
+    Chronological leave-one-out per user: interactions sorted by timestamp, ties broken by
+    item id. The last item is the test target, the one before the validation target, and
+    every earlier position ``t >= 1`` a training target whose history is the items before
+    it. The query shows the last ``history_len`` titles, most recent last, one a line. The
+    pool is the target plus ``pool_size - 1`` negatives drawn uniformly, without
+    replacement, from the catalogue minus the user's full history (minus items whose title
+    equals a history title: MovieLens lists a few films twice under two ids, and two
+    identical lines in a pool would make the label ambiguous), then shuffled; candidate
+    ``k`` is ``[k]`` in prompts. Users with fewer than 3 interactions give no test, valid
+    and train example each, so they are skipped and counted.
+
+    ``meta["history_ids"]`` holds the item ids of the titles in the query, in the same
+    order (most recent last), for the id-based baselines (Popularity, SASRec, GRU4Rec).
+    Only the shown window is stored, not the user's whole history: the whole one would
+    make the full training split (~97k rows) quadratic in the history length on disk.
+
+Determinism: every example draws from its own generator
+``numpy.random.default_rng([seed, user_index, position])`` (LLaRA rows:
+``[seed, split_index, row_index]``), so an example does not change when others are
+dropped (``max_train_per_user``, ``max_examples``) and the output is byte-identical for a
+seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fgrpo.data.common import SPLITS, bump, subsample_indices
+from fgrpo.data.movielens import Interaction, LlaraRow, RecData, id_sort_key
+from fgrpo.data.schema import Candidate, DataError, Example
+
+HISTORY_SEP = "\n"
+MIN_INTERACTIONS = 3  # one train, one valid and one test target
+
+
+class _Catalogue:
+    """Items in a fixed order, with the title -> items map used to exclude look-alikes."""
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        self.titles = titles
+        self.items = sorted(titles, key=id_sort_key)
+        self.index = {item: i for i, item in enumerate(self.items)}
+        self.by_title: dict[str, list[int]] = {}
+        for i, item in enumerate(self.items):
+            self.by_title.setdefault(titles[item], []).append(i)
+
+    def excluded(self, history: list[str]) -> set[int]:
+        """Indices of the history's items and of every item sharing a title with one."""
+        out: set[int] = set()
+        for title in {self.titles[h] for h in history}:
+            out.update(self.by_title[title])
+        return out
+
+
+def _sample_negatives(rng: np.random.Generator, n: int, excluded: set[int], k: int) -> list[int]:
+    """``k`` distinct indices from ``range(n)`` minus ``excluded``, uniformly (rejection)."""
+    chosen: list[int] = []
+    seen = set(excluded)
+    while len(chosen) < k:
+        for d in rng.integers(0, n, size=2 * (k - len(chosen)) + 8).tolist():
+            if d not in seen:
+                seen.add(d)
+                chosen.append(d)
+                if len(chosen) == k:
+                    break
+    return chosen
+
+
+def _make_example(
+    ex_id: str,
+    task: str,
+    history: list[str],
+    target: str,
+    excluded: set[int],
+    cat: _Catalogue,
+    rng: np.random.Generator,
+    pool_size: int,
+    meta: dict[str, Any],
+) -> Example:
+    negatives = _sample_negatives(rng, len(cat.items), excluded, pool_size - 1)
+    pool = [target] + [cat.items[i] for i in negatives]
+    order = rng.permutation(len(pool)).tolist()
+    return Example(
+        id=ex_id,
+        query=HISTORY_SEP.join(cat.titles[h] for h in history),
+        candidates=[Candidate(pool[k], cat.titles[pool[k]]) for k in order],
+        relevance={target: 1},
+        task=task,
+        meta=meta,
+    )
+
+
+def _check_sizes(pool_size: int, history_len: int) -> None:
+    if pool_size < 2:
+        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
+    if history_len < 1:
+        raise ValueError(f"history_len must be >= 1, got {history_len}")
+
+
+def build_sequential(
+    data: RecData,
+    *,
+    task: str = "movies",
+    seed: int = 0,
+    pool_size: int = 20,
+    history_len: int = 10,
+    max_train_per_user: int | None = None,
+    max_examples: int | None = None,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+) -> dict[str, list[Example]]:
+    """Leave-one-out next-item examples ``{"train", "valid", "test"}`` (see module doc).
+
+    ``max_train_per_user`` keeps each user's most recent training positions;
+    ``max_examples`` keeps a seeded subset of each split (file order preserved).
+    """
+    _check_sizes(pool_size, history_len)
+    cat = _Catalogue(data.titles)
+    by_user: dict[str, list[Interaction]] = {}
+    for it in data.interactions:
+        by_user.setdefault(it.user, []).append(it)
+    users = sorted(by_user, key=id_sort_key)
+    # slots: (user_index, position, split); cheap to list, materialized after subsampling
+    slots: dict[str, list[tuple[int, int]]] = {s: [] for s in SPLITS}
+    seqs: list[list[str]] = []
+    excluded: list[set[int]] = []
+    for u, user in enumerate(users):
+        events = sorted(by_user[user], key=lambda e: (e.timestamp, id_sort_key(e.item)))
+        seq = [e.item for e in events]
+        seqs.append(seq)
+        excl = cat.excluded(seq)
+        excluded.append(excl)
+        n = len(seq)
+        if n < MIN_INTERACTIONS:
+            bump(stats, "skipped_users_too_short")
+            continue
+        if len(cat.items) - len(excl) < pool_size - 1:
+            msg = (
+                f"{data.items_file}: field 'pool_size': only {len(cat.items) - len(excl)} items "
+                f"lie outside the history of user '{user}' ({data.interactions_file}), "
+                f"pool_size {pool_size} needs {pool_size - 1} negatives"
+            )
+            if not skip_invalid:
+                raise DataError(msg)
+            bump(stats, "skipped_users_too_few_negatives")
+            continue
+        train_positions = list(range(1, n - 2))
+        if max_train_per_user is not None:  # the most recent ones
+            train_positions = train_positions[::-1][:max_train_per_user][::-1]
+        slots["train"].extend((u, t) for t in train_positions)
+        slots["valid"].append((u, n - 2))
+        slots["test"].append((u, n - 1))
+    out: dict[str, list[Example]] = {}
+    for s_idx, split in enumerate(SPLITS):
+        keep = subsample_indices(len(slots[split]), max_examples, seed, s_idx)
+        examples = []
+        for j in keep:
+            u, t = slots[split][j]
+            seq = seqs[u]
+            rng = np.random.default_rng([seed, u, t])
+            history = seq[max(0, t - history_len) : t]
+            examples.append(
+                _make_example(
+                    f"u{users[u]}-{t}",
+                    task,
+                    history,
+                    seq[t],
+                    excluded[u],
+                    cat,
+                    rng,
+                    pool_size,
+                    {"user": users[u], "position": t, "history_ids": list(history)},
+                )
+            )
+        out[split] = examples
+    return out
+
+
+def build_llara(
+    rows: dict[str, list[LlaraRow]],
+    titles: dict[str, str],
+    *,
+    task: str,
+    seed: int = 0,
+    pool_size: int = 20,
+    history_len: int = 10,
+    max_examples: int | None = None,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+) -> dict[str, list[Example]]:
+    """Examples from LLaRA's own splits; negatives avoid the row's history and target."""
+    _check_sizes(pool_size, history_len)
+    cat = _Catalogue(titles)
+    out: dict[str, list[Example]] = {}
+    for s_idx, split in enumerate(SPLITS):
+        examples = []
+        for j in subsample_indices(len(rows.get(split, [])), max_examples, seed, s_idx):
+            row = rows[split][j]
+            excl = cat.excluded([*row.seq, row.next])
+            if len(cat.items) - len(excl) < pool_size - 1:
+                msg = (
+                    f"{row.where}: field 'seq': only {len(cat.items) - len(excl)} items lie "
+                    f"outside the row's history, pool_size {pool_size} needs {pool_size - 1}"
+                )
+                if not skip_invalid:
+                    raise DataError(msg)
+                bump(stats, "skipped_rows_too_few_negatives")
+                continue
+            rng = np.random.default_rng([seed, s_idx, j])
+            history = row.seq[-history_len:]
+            examples.append(
+                _make_example(
+                    f"{split}-{j}",
+                    task,
+                    history,
+                    row.next,
+                    excl,
+                    cat,
+                    rng,
+                    pool_size,
+                    {"row": j, "history_ids": list(history)},
+                )
+            )
+        out[split] = examples
+    return out
