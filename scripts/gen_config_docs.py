@@ -14,11 +14,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 
 def render() -> str:
+    from fgrpo.config.commands import EvalConfig, PretrainItemsConfig, SFTConfig, TrainConfig
     from fgrpo.data.prepare import PrepareConfig
-    from fgrpo.evaluation.command import EvalConfig
     from fgrpo.experiments.compare import CompareConfig, MethodSpec
-    from fgrpo.models.idtiny import PretrainItemsConfig
-    from fgrpo.trainer.config import SFTConfig, TrainConfig
 
     parts = [
         "# Config reference",

@@ -27,9 +27,10 @@ from fgrpo.baselines.sequential import (
     left_pad,
     user_sequences,
 )
+from fgrpo.commands.eval import run_eval
+from fgrpo.config.commands import EvalConfig
 from fgrpo.data.schema import Candidate, Example
 from fgrpo.evaluation import compute_metrics
-from fgrpo.evaluation.command import EvalConfig, run_eval
 
 N_ITEMS = 40
 HISTORY = 5

@@ -21,14 +21,8 @@ from fgrpo.format.spans import (
     slate_token_count_by_search,
     slate_token_counts,
 )
-from fgrpo.models.idtiny import (
-    build_id_tiny,
-    build_item_tokenizer,
-    next_item_batch,
-    next_item_loss,
-    pretrain_items,
-    train_sequences,
-)
+from fgrpo.models.idtiny import build_id_tiny, build_item_tokenizer
+from fgrpo.trainer.pretrain import next_item_batch, next_item_loss, pretrain_items, train_sequences
 
 N_ITEMS = 40
 
@@ -203,8 +197,9 @@ def test_next_item_pretraining_learns(tok, splits) -> None:
 
 
 def test_preset_builds_saves_loads_and_decodes(splits, tmp_path: Path) -> None:
+    from fgrpo.commands.pretrain_items import run_pretrain_items
+    from fgrpo.config.commands import PretrainItemsConfig
     from fgrpo.evaluation.evaluate import predict
-    from fgrpo.models.idtiny import PretrainItemsConfig, run_pretrain_items
     from fgrpo.models.loading import load_model, load_tokenizer
 
     data = tmp_path / "data"
@@ -233,8 +228,8 @@ def test_ranked_slate_order_follows_filler_order() -> None:
 
 
 def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
+    from fgrpo.commands.sft import filler_order
     from fgrpo.models.idtiny import next_item_scores
-    from fgrpo.trainer.sft_command import filler_order
 
     model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
     ex = splits["train"][0]
@@ -253,7 +248,7 @@ def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
 
 
 def test_model_filler_order_batched_prefetch_matches_one_at_a_time(tok, splits) -> None:
-    from fgrpo.trainer.sft_command import filler_order
+    from fgrpo.commands.sft import filler_order
 
     model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
     examples = splits["train"][:12]  # early positions have short histories: left padding in the batch

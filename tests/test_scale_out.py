@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from fgrpo.config import ConfigError, load_config
+from fgrpo.config.commands import TrainConfig
 from fgrpo.trainer import memory
-from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import (
     LaunchError,
     check_launch,
@@ -114,7 +114,7 @@ def test_launch_checks() -> None:
 
 
 def test_setup_refuses_before_building_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fgrpo.trainer.train import setup
+    from fgrpo.commands.train import setup
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(LaunchError, match="use_lora=true"):
@@ -203,7 +203,7 @@ def test_memory_estimate_hand_worked() -> None:
 
 
 def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
-    from fgrpo.trainer.dry_run import dry_run
+    from fgrpo.commands.dry_run import dry_run
 
     lines: list[str] = []
     cfg = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml", [f"output_dir={tmp_path / 'out'}"])
@@ -226,7 +226,7 @@ def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
 
 
 def test_dry_run_rejects_precision_contradiction() -> None:
-    from fgrpo.trainer.dry_run import dry_run
+    from fgrpo.commands.dry_run import dry_run
 
     with pytest.raises(ConfigError, match="mixed_precision"):
         dry_run(TrainConfig(), ACC / "ddp.yaml", echo=lambda s: None)  # toy config has no bf16
@@ -323,8 +323,8 @@ def test_gradient_checkpointing_with_shared_prefix_matches_plain_forward() -> No
 
 
 def test_one_training_step_with_bf16_autocast_and_checkpointing(tmp_path: Path) -> None:
+    from fgrpo.commands.train import train
     from fgrpo.trainer.metrics_log import read_metrics
-    from fgrpo.trainer.train import train
 
     cfg = load_config(TrainConfig, REPO / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=2", "prompts_per_step=1",

@@ -16,9 +16,10 @@ import pytest
 import torch
 import yaml
 
+from fgrpo.commands.eval import run_eval
+from fgrpo.config.commands import EvalConfig
 from fgrpo.data.schema import Candidate, Example
 from fgrpo.data.toy import make_toy_examples
-from fgrpo.evaluation.command import EvalConfig, run_eval
 from fgrpo.evaluation.two_step import join_answers, predict_two_step, slate_answer
 from fgrpo.format.completion import (
     parse_completion,
@@ -218,8 +219,8 @@ def test_eval_zeroshot_and_two_step_methods_on_a_model_folder(tiny_tok, tmp_path
 
 
 def test_decoupled_sft_trains_both_halves_and_evaluates_end_to_end(tmp_path: Path) -> None:
-    from fgrpo.trainer.config import SFTConfig
-    from fgrpo.trainer.sft_command import run_sft
+    from fgrpo.commands.sft import run_sft
+    from fgrpo.config.commands import SFTConfig
 
     common = {"model": "builtin:tiny-llama", "tiny_hidden_size": 32, "tiny_num_layers": 1, "toy_num_train": 200,
               "max_steps": 120, "batch_size": 8, "learning_rate": 0.003, "warmup_steps": 0, "slate_size": 3,

@@ -19,23 +19,10 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _config_classes() -> dict[str, type]:
-    from fgrpo.models.idtiny import PretrainItemsConfig
-    from fgrpo.trainer.config import SFTConfig, TrainConfig
+    from fgrpo.config.commands import EvalConfig, PretrainItemsConfig, SFTConfig, TrainConfig
+    from fgrpo.data.prepare import PrepareConfig
 
-    classes: dict[str, type] = {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig}
-    try:
-        from fgrpo.data.prepare import PrepareConfig
-
-        classes["prepare"] = PrepareConfig
-    except ImportError:  # pragma: no cover - during development of the data builders
-        pass
-    try:
-        from fgrpo.evaluation.command import EvalConfig
-
-        classes["eval"] = EvalConfig
-    except ImportError:  # pragma: no cover
-        pass
-    return classes
+    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig, "eval": EvalConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -100,12 +87,12 @@ def train(
     """RL training with F-GRPO (or GRPO: advantage_estimator=grpo)."""
     cfg = _load("train", config, ctx.args)
     if dry_run:
-        from fgrpo.trainer.dry_run import dry_run as run_dry
+        from fgrpo.commands.dry_run import dry_run as run_dry
 
         run_dry(cfg, accelerate_config, num_gpus, strategy, prompt_tokens, gpu_memory, echo=typer.echo)
         return
-    from fgrpo.trainer.train import TrainingInterrupted, TrainingStopped
-    from fgrpo.trainer.train import train as run_train
+    from fgrpo.commands.train import TrainingInterrupted, TrainingStopped
+    from fgrpo.commands.train import train as run_train
 
     try:
         out = run_train(cfg, resume=resume)
@@ -121,7 +108,7 @@ def train(
 @app.command(context_settings=EXTRA)
 def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Supervised warm start on targets in the output format."""
-    from fgrpo.trainer.sft_command import run_sft
+    from fgrpo.commands.sft import run_sft
 
     out = run_sft(_load("sft", config, ctx.args))
     typer.echo(f"done: {out}")
@@ -130,7 +117,7 @@ def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config",
 @app.command(context_settings=EXTRA, name="pretrain-items")
 def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Build the id-tiny preset (one token per item) and pretrain it on next items (docs/id-tiny.md)."""
-    from fgrpo.models.idtiny import run_pretrain_items
+    from fgrpo.commands.pretrain_items import run_pretrain_items
 
     out = run_pretrain_items(_load("pretrain-items", config, ctx.args))
     typer.echo(f"done: {out}")
@@ -163,7 +150,7 @@ def evaluate(
     limit: int | None = typer.Option(None, "--limit", help="Score only the first N examples (same as limit=N)."),
 ) -> None:
     """Greedy decoding on the test split; writes metrics.json, a Markdown table and predictions.jsonl."""
-    from fgrpo.evaluation.command import run_eval
+    from fgrpo.commands.eval import run_eval
 
     overrides = list(ctx.args) + ([f"limit={limit}"] if limit is not None else [])
     run_eval(_load("eval", config, overrides))
@@ -212,36 +199,14 @@ def rank(
     constrained: bool = typer.Option(False, help="Decode only valid outputs (distinct in-pool slate, ranking within the slate)."),
 ) -> None:
     """Write a slate and a ranking for every example read (relevance labels not needed)."""
-    import dataclasses
-    import json
+    from fgrpo.commands.rank import run_rank
+    from fgrpo.data.schema import DataError
 
-    from fgrpo.data.schema import DataError, example_from_json
-    from fgrpo.ranker import Ranker
-
-    source = sys.stdin if input == "-" else open(input, encoding="utf-8")  # noqa: SIM115
-    name = "<stdin>" if input == "-" else input
-    examples = []
-    for lineno, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            typer.echo(f"{name}:{lineno}: not valid JSON ({e.msg})", err=True)
-            raise typer.Exit(2) from e
-        if isinstance(obj, dict) and "relevance" not in obj and obj.get("candidates"):
-            obj = {**obj, "relevance": {str(obj["candidates"][0].get("id")): 1}}  # placeholder: not used
-        try:
-            examples.append(example_from_json(obj, f"{name}:{lineno}"))
-        except DataError as e:
-            typer.echo(str(e), err=True)
-            raise typer.Exit(2) from e
-    results = Ranker.from_pretrained(model, constrained=constrained).rank_examples(examples, batch_size)
-    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
-    for ex, res in zip(examples, results, strict=True):
-        sink.write(json.dumps({"id": ex.id, **dataclasses.asdict(res)}) + "\n")
-    if sink is not sys.stdout:
-        sink.close()
+    try:
+        run_rank(model, input, output, batch_size, constrained)
+    except DataError as e:  # names the input's line and field
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
 
 
 @app.command()

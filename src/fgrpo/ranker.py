@@ -36,13 +36,19 @@ class Ranker:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
-        from transformers import AutoModelForCausalLM
+        """Load a model folder. The parser limits and the completion length are the folder's
+        (its ``fgrpo.json``: how it was trained to answer), else this class's defaults; a
+        ``max_slate``/``max_rank`` given here that contradicts the folder is a ConfigError."""
+        from fgrpo.models.answer_format import check_answer_format
+        from fgrpo.models.loading import load_trained
 
-        from fgrpo.models.loading import DTYPES, from_pretrained, load_tokenizer, model_path
-
-        path = model_path(str(folder))
-        model = from_pretrained(AutoModelForCausalLM, path, dtype=DTYPES[dtype])
-        return cls(model, load_tokenizer(path), **kwargs)
+        record = check_answer_format(folder, {k: v for k, v in kwargs.items() if k in ("max_slate", "max_rank")})
+        if record is not None:
+            for key in ("max_slate", "max_rank", "max_new_tokens"):
+                if record.get(key) is not None:
+                    kwargs.setdefault(key, record[key])
+        model, tokenizer = load_trained(str(folder), dtype)
+        return cls(model, tokenizer, **kwargs)
 
     def rank_examples(self, examples: list[Example], batch_size: int = 8, progress: bool = False) -> list[RankResult]:
         """Greedy slate + ranking per example, candidate numbers mapped back to ids."""

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgrpo.commands.inputs import train_valid
 from fgrpo.config import ConfigError
+from fgrpo.config.commands import TrainConfig
 from fgrpo.trainer import memory
-from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import precision_warnings
 
 DEFAULT_PROMPT_TOKENS = 1024
@@ -160,9 +161,7 @@ def dry_run(
     # data
     train: list[Any] = []
     if cfg.dataset == "toy" or Path(cfg.dataset).is_dir():
-        from fgrpo.data.splits import load_splits
-
-        train, valid = load_splits(cfg)  # a malformed row raises DataError, naming file and line
+        train, valid = train_valid(cfg)  # a malformed row raises DataError, naming file and line
         echo(f"data: {len(train)} train / {len(valid)} valid examples from {cfg.dataset} (every row validated)")
     else:
         notes.append(f"dataset folder {cfg.dataset} not found here: a real run would stop at loading it")
