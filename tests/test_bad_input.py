@@ -204,7 +204,7 @@ def test_overlong_prompt_is_refused_by_name_or_skipped_and_counted(tmp_path: Pat
     path = tmp_path / "train.jsonl"
     write_jsonl(short + long, path)
     examples = read_jsonl(path)
-    lengths = [len(encode_prompt(tok, ex)) for ex in examples]
+    lengths = [len(encode_prompt(tok, ex, 10, 5)) for ex in examples]
     assert max(lengths[:3]) < lengths[3]
     context = max(lengths[:3]) + 8  # the short ones fit with 8 new tokens, the long one does not
     cfg = load_config(TrainConfig, None, [f"prompt_context={context}", "max_new_tokens=8"])
@@ -256,7 +256,7 @@ def test_eval_skips_and_counts_overlong_prompts(
     tok.save_pretrained(model_dir)
     data = toy_folder(tmp_path / "data")
     write_jsonl(make_toy_examples(2, pool_size=8, seed=2) + make_toy_examples(1, pool_size=30, seed=7), data / "test.jsonl")
-    context = max(len(encode_prompt(tok, ex)) for ex in make_toy_examples(2, pool_size=8, seed=2)) + 4
+    context = max(len(encode_prompt(tok, ex, 10, 5)) for ex in make_toy_examples(2, pool_size=8, seed=2)) + 4
     out = tmp_path / "eval"
     args = ["eval", f"model={model_dir}", f"dataset={data}", f"output_dir={out}", "max_new_tokens=4", "torch_threads=1",
             f"prompt_context={context}"]

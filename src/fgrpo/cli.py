@@ -131,11 +131,13 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
     cfg = _load("prepare", config, ctx.args)
     length_fn = None
     if cfg.prompt_tokenizer:
+        from fgrpo.config.commands import DataOptions
         from fgrpo.format.prompts import encode_prompt
         from fgrpo.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.prompt_tokenizer)
-        length_fn = lambda ex: len(encode_prompt(tokenizer, ex))  # noqa: E731
+        # measured with the paper's limits, the defaults of train and sft
+        length_fn = lambda ex: len(encode_prompt(tokenizer, ex, DataOptions.max_slate, DataOptions.max_rank))  # noqa: E731
     manifest = run_prepare(cfg, length_fn)
     skipped = sum(manifest.get("skipped", {}).values())
     if skipped:

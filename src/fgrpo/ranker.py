@@ -24,14 +24,23 @@ class RankResult:
     completion: str
 
 
+RANK_MAX_NEW_TOKENS = 96  # completion length for a model folder that does not record its own
+
+
 class Ranker:
     def __init__(
-        self, model: Any, tokenizer: Any, max_slate: int = 10, max_rank: int = 5, max_new_tokens: int = 96,
-        constrained: bool = False,
+        self, model: Any, tokenizer: Any, max_slate: int | None = None, max_rank: int | None = None,
+        max_new_tokens: int | None = None, constrained: bool = False,
     ) -> None:
+        """``max_slate``/``max_rank`` (None: the defaults of ``fgrpo train``, the paper's 10 and 5)
+        and ``max_new_tokens`` (None: 96); :meth:`from_pretrained` fills them from the folder."""
+        from fgrpo.config.commands import DataOptions
+
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_slate, self.max_rank, self.max_new_tokens = max_slate, max_rank, max_new_tokens
+        self.max_slate = DataOptions.max_slate if max_slate is None else max_slate
+        self.max_rank = DataOptions.max_rank if max_rank is None else max_rank
+        self.max_new_tokens = RANK_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
         self.constrained = constrained  # decode only valid outputs (fgrpo.format.constrained)
 
     @classmethod
