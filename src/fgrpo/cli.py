@@ -80,7 +80,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate config, launch and data, build the model without weights, print the per-GPU memory estimate; train nothing."),
     accelerate_config: Path | None = typer.Option(None, "--accelerate-config", help="--dry-run: an accelerate config file (strategy, GPUs, mixed precision)."),
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=1, help="--dry-run: number of GPUs (default: the accelerate file's, else 1)."),
-    strategy: str | None = typer.Option(None, "--strategy", help="--dry-run: ddp | fsdp | zero2 (default: the accelerate file's, else ddp)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="--dry-run: ddp | fsdp | deepspeed (ZeRO-2; the old name zero2 is accepted) (default: the accelerate file's, else ddp)."),
     prompt_tokens: int | None = typer.Option(None, "--prompt-tokens", min=1, help="--dry-run: prompt length to assume (default: measured, else 1024)."),
     gpu_memory: float = typer.Option(80.0, "--gpu-memory-gib", help="--dry-run: GPU memory the 'fits' column compares with."),
 ) -> None:

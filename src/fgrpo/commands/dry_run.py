@@ -28,7 +28,7 @@ from fgrpo.trainer.launch import precision_warnings
 DEFAULT_PROMPT_TOKENS = 1024
 MEASURED_PROMPTS = 5000  # training prompts tokenized to find the longest (and those over the context)
 RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "runs (accelerate FSDP2; run on CPU only)",
-                   "zero2": "runs (accelerate DeepSpeed; 1 CPU process only)"}
+                   "deepspeed": "runs (accelerate DeepSpeed; 1 CPU process only)"}
 
 
 @dataclass
@@ -60,7 +60,7 @@ def plan_from_accelerate_config(path: str | Path, cfg: TrainConfig) -> LaunchPla
         if reshard not in (True, "FULL_SHARD", "true"):
             plan.problems.append(f"{path}: FSDP without full sharding ({reshard!r}); the estimate is for full shard")
     elif kind == DistributedType.DEEPSPEED:
-        plan.strategy = "zero2"
+        plan.strategy = "deepspeed"
         stage = int(acc.deepspeed_config.get("zero_stage", -1))
         if stage != 2:
             plan.problems.append(f"{path}: DeepSpeed zero_stage {stage}; the estimate is for ZeRO-2")
@@ -147,6 +147,7 @@ def dry_run(
     # launch
     plan = plan_from_accelerate_config(accelerate_config, cfg) if accelerate_config else LaunchPlan()
     if strategy:
+        strategy = memory.STRATEGY_ALIASES.get(strategy, strategy)
         plan.strategy, plan.source = strategy, f"{plan.source}; strategy from --strategy"
     if num_gpus:
         plan.num_gpus, plan.source = num_gpus, f"{plan.source}; GPUs from --num-gpus"
