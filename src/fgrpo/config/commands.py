@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from fgrpo.config import check_output_dir, option
 
+TOY_VOCABULARY = 40  # words of the toy task (fgrpo.data.toy.TOY_WORDS): the largest toy pool
+
 
 def check_at_least(cfg: object, minimum: float, *keys: str) -> None:
     """ValueError naming the first of ``keys`` whose value is below ``minimum``."""
@@ -26,13 +28,11 @@ def check_at_least(cfg: object, minimum: float, *keys: str) -> None:
 
 def check_data_options(cfg: DataOptions) -> None:
     """What every command reading data options refuses (each names its key)."""
-    from fgrpo.data.toy import TOY_WORDS
-
     check_at_least(cfg, 1, "max_slate", "max_rank", "toy_num_train")
     check_at_least(cfg, 0, "toy_num_valid")
     if cfg.max_rank > cfg.max_slate:
         raise ValueError(f"key 'max_rank' ({cfg.max_rank}) must not exceed 'max_slate' ({cfg.max_slate})")
-    check_toy_pool(cfg.toy_pool_size, cfg.toy_max_relevant, len(TOY_WORDS))
+    check_toy_pool(cfg.toy_pool_size, cfg.toy_max_relevant, TOY_VOCABULARY)
     if cfg.prompt_context is not None:
         check_at_least(cfg, 1, "prompt_context")
 
@@ -267,8 +267,6 @@ class EvalConfig:
         return seq.resolved(self.method) if self.method in ("sasrec", "gru4rec") else seq
 
     def validate(self) -> None:
-        from fgrpo.data.toy import TOY_WORDS
-
         check_output_dir(self.output_dir)
         check_at_least(self, 1, "max_slate", "max_rank", "max_new_tokens", "batch_size")
         check_at_least(self, 0, "torch_threads")
@@ -276,7 +274,7 @@ class EvalConfig:
             check_at_least(self, 1, "prompt_context")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"key 'ks' must be a non-empty list of cut-offs >= 1, got {self.ks}")
-        check_toy_pool(self.toy_pool_size, self.toy_max_relevant, len(TOY_WORDS))
+        check_toy_pool(self.toy_pool_size, self.toy_max_relevant, TOY_VOCABULARY)
         if self.method == "zeroshot" and self.prompt_style == "standard":
             raise ValueError("key 'prompt_style': method 'zeroshot' is the zeroshot prompt; use method=model for the standard one")
         if self.method != "two_step" and (self.selector is not None or self.ranker is not None):
