@@ -99,7 +99,7 @@ def base_param_count(model: Any) -> int:
 
 def train_config(spec: dict[str, Any], output_dir: str) -> Any:
     """The fgrpo TrainConfig both frameworks derive their data and settings from."""
-    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.config.commands import TrainConfig
 
     toy = spec["data"] == "toy"
     cfg = TrainConfig(
@@ -183,7 +183,8 @@ def worker_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
     """fgrpo's real code path: TrainConfig -> setup(cfg) -> train_step(run, step)."""
     set_threads(spec["threads"])
 
-    from fgrpo.trainer.train import batch_indices, encode, setup, train_step
+    from fgrpo.commands.train import setup
+    from fgrpo.trainer.train import batch_indices, encode, train_step
 
     with tempfile.TemporaryDirectory(prefix="bench-fgrpo-") as tmp:
         cfg = train_config(spec, tmp)
@@ -251,15 +252,16 @@ def worker_trl(spec: dict[str, Any]) -> dict[str, Any]:
 
     from fgrpo import parse_completion
     from fgrpo.algorithm.rewards import phase_rewards
+    from fgrpo.commands.inputs import train_valid
     from fgrpo.format.prompts import encode_prompt, render_prompt
     from fgrpo.models.loading import load_model, load_tokenizer
-    from fgrpo.trainer.train import batch_indices, load_splits
+    from fgrpo.trainer.train import batch_indices
 
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
         cfg = train_config(spec, tmp)
         torch.manual_seed(cfg.seed)
         t0 = time.perf_counter()
-        train, _ = load_splits(cfg)
+        train, _ = train_valid(cfg)
         if spec["pool_size"] and spec["data"] != "toy":
             train = [truncate_pool(ex, spec["pool_size"]) for ex in train]
         tok = load_tokenizer(cfg.model)

@@ -14,11 +14,15 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 
 def render() -> str:
-    from fgrpo.config.commands import PrepareConfig
-    from fgrpo.evaluation.command import EvalConfig
-    from fgrpo.experiments.spec import CompareConfig, MethodSpec
-    from fgrpo.models.idtiny import PretrainItemsConfig
-    from fgrpo.trainer.config import SFTConfig, TrainConfig
+    from fgrpo.config.commands import (
+        CompareConfig,
+        EvalConfig,
+        MethodSpec,
+        PrepareConfig,
+        PretrainItemsConfig,
+        SFTConfig,
+        TrainConfig,
+    )
 
     parts = [
         "# Config reference",

@@ -1,4 +1,4 @@
-"""Issue 12, item 17: how much the CPU kernels' instruction set (and the thread count) change
+"""How much the CPU kernels' instruction set (and the thread count) change
 SmolLM2-135M's logits. Runs one forward of a seeded 4 x 300-token batch in subprocesses
 under different environments and prints the largest absolute logit difference.
 

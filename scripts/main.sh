@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job (issue 13): MovieLens-100K -> next-item pretraining of the id-tiny Llama (one
+# The main job: MovieLens-100K -> next-item pretraining of the id-tiny Llama (one
 # token per item) -> SFT on the slate+rank format -> F-GRPO -> test metrics, next to Random,
 # Popularity, SASRec and GRU4Rec trained on the same split and scored on the same pools;
 # on a 2-core CPU within 30 minutes from a fresh clone. Ends with one markdown table.
@@ -14,10 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
+source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (docs/reliability.md)
 F=".venv/bin/fgrpo"
 OUT="${OUT:-runs/main}"
-PRETRAIN_STEPS="${PRETRAIN_STEPS:-1200}"; SFT_STEPS="${SFT_STEPS:-1500}"; RL_STEPS="${RL_STEPS:-100}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-3000}"; SFT_STEPS="${SFT_STEPS:-1500}"; RL_STEPS="${RL_STEPS:-400}"
 TEST_LIMIT="${TEST_LIMIT:-null}"; MAX_EXAMPLES="${MAX_EXAMPLES:-null}"; SEQ_EXTRA="${SEQ_EXTRA:-}"
 start=$(date +%s)
 stage() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The LLM text pipeline (the main job until issue 13; the main job is now scripts/main.sh):
+# The LLM text pipeline (the main job used to be this one; it is now scripts/main.sh):
 # MovieLens-100K -> supervised warm start of SmolLM2-135M-Instruct -> F-GRPO -> greedy
 # evaluation on the test split, on a 2-core CPU within 30 minutes. What it shows on CPU: the
 # format is learned (free-decoding validity rises), the ranking stays at Random level
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
+source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (docs/reliability.md)
 F=".venv/bin/fgrpo"
 OUT=runs/main_llm
 SFT_STEPS="${SFT_STEPS:-14}"; RL_STEPS="${RL_STEPS:-8}"; TEST_LIMIT="${TEST_LIMIT:-32}"; FREE_LIMIT="${FREE_LIMIT:-16}"

@@ -3,7 +3,7 @@
 # PyTorch, MKL and oneDNN otherwise dispatch on the CPU they find (AVX-512 here, AVX2 on
 # older EPYCs), and the kernels of two instruction sets round differently: SmolLM2's logits
 # differ by up to 4.7e-4 between the two on this machine, a difference RL's sampling turns
-# into different rollouts within a few steps (issue 12, item 17; docs/reliability.md).
+# into different rollouts within a few steps (docs/reliability.md).
 # Any of these already set in the environment wins; FGRPO_NATIVE_ISA=1 keeps the native kernels.
 if [ "$(uname -m)" = "x86_64" ] && [ "${FGRPO_NATIVE_ISA:-0}" != "1" ]; then
   export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (issue 12, item 17)
+source scripts/reproducible_env.sh  # the same bits on every x86-64 CPU of the machine kind (docs/reliability.md)
 OUT=runs/toy
 rm -rf "$OUT"
 .venv/bin/fgrpo train --config configs/toy.yaml output_dir=$OUT

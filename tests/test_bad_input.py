@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fgrpo.config import ConfigError, load_config
+from fgrpo.config.commands import SFTConfig, TrainConfig
 from fgrpo.data.schema import DataError, read_jsonl, write_jsonl
 from fgrpo.data.toy import make_toy_examples
 from fgrpo.format.completion import (
@@ -24,7 +25,6 @@ from fgrpo.format.completion import (
     SLATE_OPEN,
     parse_completion,
 )
-from fgrpo.trainer.config import SFTConfig, TrainConfig
 
 # a tiny, quick run: one RL step of the random tiny model on a handful of toy rows
 QUICK = ["model=builtin:tiny-llama", "max_steps=1", "group_size=2", "prompts_per_step=1", "max_new_tokens=8",
@@ -195,7 +195,7 @@ def test_resume_with_a_changed_group_size_is_refused(
 
 
 def test_overlong_prompt_is_refused_by_name_or_skipped_and_counted(tmp_path: Path) -> None:
-    from fgrpo.data.splits import fit_splits
+    from fgrpo.commands.inputs import fit_prompts
     from fgrpo.format.prompts import encode_prompt
     from fgrpo.models.tiny import build_tiny_tokenizer
 
@@ -204,16 +204,16 @@ def test_overlong_prompt_is_refused_by_name_or_skipped_and_counted(tmp_path: Pat
     path = tmp_path / "train.jsonl"
     write_jsonl(short + long, path)
     examples = read_jsonl(path)
-    lengths = [len(encode_prompt(tok, ex)) for ex in examples]
+    lengths = [len(encode_prompt(tok, ex, 10, 5)) for ex in examples]
     assert max(lengths[:3]) < lengths[3]
     context = max(lengths[:3]) + 8  # the short ones fit with 8 new tokens, the long one does not
     cfg = load_config(TrainConfig, None, [f"prompt_context={context}", "max_new_tokens=8"])
     with pytest.raises(DataError, match=rf"train\.jsonl:4: example 'toy-5-0': prompt is {lengths[3]} tokens; with "
                                         rf"max_new_tokens=8 it does not fit the model's context of {context} tokens"):
-        fit_splits(cfg, tok, None, {"train": examples}, 8, {})
+        fit_prompts(cfg, tok, None, {"train": examples}, 8, {})
     cfg.prompt_overflow = "skip"
     report: dict = {}
-    kept = fit_splits(cfg, tok, None, {"train": examples}, 8, report)["train"]
+    kept = fit_prompts(cfg, tok, None, {"train": examples}, 8, report)["train"]
     assert [ex.id for ex in kept] == [ex.id for ex in short]
     assert report["prompt_overflow"]["train"] == {"skipped": 1, "kept": 3, "longest_prompt": lengths[3]}
 
@@ -228,7 +228,7 @@ def test_model_context_is_read_from_the_model() -> None:
 def test_train_and_dry_run_refuse_a_prompt_over_the_context(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fgrpo.trainer.dry_run import dry_run
+    from fgrpo.commands.dry_run import dry_run
 
     data = toy_folder(tmp_path / "data")
     out = tmp_path / "out"
@@ -256,7 +256,7 @@ def test_eval_skips_and_counts_overlong_prompts(
     tok.save_pretrained(model_dir)
     data = toy_folder(tmp_path / "data")
     write_jsonl(make_toy_examples(2, pool_size=8, seed=2) + make_toy_examples(1, pool_size=30, seed=7), data / "test.jsonl")
-    context = max(len(encode_prompt(tok, ex)) for ex in make_toy_examples(2, pool_size=8, seed=2)) + 4
+    context = max(len(encode_prompt(tok, ex, 10, 5)) for ex in make_toy_examples(2, pool_size=8, seed=2)) + 4
     out = tmp_path / "eval"
     args = ["eval", f"model={model_dir}", f"dataset={data}", f"output_dir={out}", "max_new_tokens=4", "torch_threads=1",
             f"prompt_context={context}"]
@@ -360,7 +360,7 @@ def test_cli_config_errors_are_one_line(
 def test_disk_errors_are_one_line_naming_the_path(
     code: int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import fgrpo.evaluation.command as command
+    import fgrpo.commands.setup as command  # every command saves its config there
 
     data = toy_folder(tmp_path / "data")
     target = tmp_path / "eval" / "config.yaml"

@@ -27,9 +27,10 @@ from fgrpo.baselines.sequential import (
     left_pad,
     user_sequences,
 )
+from fgrpo.commands.eval import run_eval, seq_config
+from fgrpo.config.commands import EvalConfig
 from fgrpo.data.schema import Candidate, Example
 from fgrpo.evaluation import compute_metrics
-from fgrpo.evaluation.command import EvalConfig, run_eval
 
 N_ITEMS = 40
 HISTORY = 5
@@ -221,9 +222,9 @@ def test_eval_config_checks_seq_options() -> None:
         EvalConfig(method="gru4rec", seq_epochs=0).validate()
     with pytest.raises(ValueError, match="seq_patience"):
         EvalConfig(method="gru4rec", seq_patience=-1).validate()
-    tuned = EvalConfig(method="sasrec").seq_config()
+    tuned = seq_config(EvalConfig(method="sasrec"))
     assert (tuned.hidden, tuned.blocks, tuned.dropout, tuned.lr) == tuple(TUNED["sasrec"][k] for k in ("hidden", "blocks", "dropout", "lr"))
-    assert EvalConfig(method="gru4rec", seq_lr=0.01).seq_config().lr == 0.01
+    assert seq_config(EvalConfig(method="gru4rec", seq_lr=0.01)).lr == 0.01
 
 
 def test_eval_without_valid_split(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def test_config_errors_exit_2_and_name_the_key() -> None:
 
 def test_options_lists_every_key() -> None:
     from fgrpo.config import field_help
-    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.config.commands import TrainConfig
 
     proc = fgrpo("options", "train")
     assert "advantage_estimator" in proc.stdout and "group_size" in proc.stdout

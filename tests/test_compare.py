@@ -17,13 +17,12 @@ import pytest
 import yaml
 
 from fgrpo.config import ConfigError
-from fgrpo.evaluation.command import EvalConfig
+from fgrpo.config.commands import CompareConfig, EvalConfig, SFTConfig, TrainConfig
 from fgrpo.experiments.expand import expand_runs
 from fgrpo.experiments.plots import read_curves
 from fgrpo.experiments.runner import report_compare, run_compare, run_measured
-from fgrpo.experiments.spec import CompareConfig, load_compare_config
+from fgrpo.experiments.spec import load_compare_config
 from fgrpo.experiments.stats import format_mean_ci, mean_ci95, paired_differences, t_quantile_975
-from fgrpo.trainer.config import SFTConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -197,8 +196,8 @@ def test_digest_carries_its_format_version(tmp_path: Path, monkeypatch: pytest.M
 def test_every_kind_has_a_rule() -> None:
     from typing import get_args
 
+    from fgrpo.config.commands import Kind
     from fgrpo.experiments.expand import KINDS
-    from fgrpo.experiments.spec import Kind
 
     assert set(KINDS) == set(get_args(Kind))
 

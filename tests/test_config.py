@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from fgrpo.config import ConfigError, field_help, load_config, parse_overrides
-from fgrpo.config.commands import PrepareConfig
-from fgrpo.evaluation.command import EvalConfig
-from fgrpo.experiments.compare import CompareConfig
-from fgrpo.models.idtiny import PretrainItemsConfig
-from fgrpo.trainer.config import SFTConfig, TrainConfig
+from fgrpo.config.commands import (
+    CompareConfig,
+    EvalConfig,
+    PrepareConfig,
+    PretrainItemsConfig,
+    SFTConfig,
+    TrainConfig,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

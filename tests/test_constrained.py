@@ -99,10 +99,10 @@ def test_constrained_rollouts_make_every_training_rollout_valid(tmp_path, constr
     constraint (train key constrained_rollouts) only valid ones."""
     from pathlib import Path
 
+    from fgrpo.commands.train import train
     from fgrpo.config import load_config
-    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.config.commands import TrainConfig
     from fgrpo.trainer.metrics_log import read_metrics
-    from fgrpo.trainer.train import train
 
     cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=4", "prompts_per_step=2",

@@ -277,7 +277,7 @@ def test_phase_rewards_end_to_end() -> None:
         "<SLATE>[1] [2] [3]</SLATE><RANK>[2] > [9]</RANK>",  # rank_unknown_number: rank invalid
         "I think <SLATE>[2] [5]</SLATE><RANK>[2]</RANK>",  # leading_text: both invalid
     ]
-    parsed = [parse_completion(t, 5) for t in texts]
+    parsed = [parse_completion(t, 5, 10, 5) for t in texts]
     grades = [[0, 1, 0, 0, 1]] * 4  # candidates 2 and 5 relevant
     out = phase_rewards(parsed, grades, slate_reward="recall", rank_k=5, invalid_penalty=-0.5)
     ndcg_one_of_two = 1 / (1 / math.log2(2) + 1 / math.log2(3))

@@ -42,7 +42,7 @@ def test_two_processes_match_one_process(tmp_path: Path) -> None:
 
 
 def test_step_metrics_cover_all_processes(tmp_path: Path) -> None:
-    """Issue 12 item 5: completion_len and phase_tokens/* are means over every process's
+    """completion_len and phase_tokens/* are means over every process's
     rollouts, not rank 0's. Step 1 starts from the same weights in both runs and each prompt
     group samples from its own generator, so its rollouts, hence the means, are the same."""
     from fgrpo.trainer.metrics_log import read_metrics

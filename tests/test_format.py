@@ -86,7 +86,7 @@ def test_parse_never_raises_on_tag_soup(
 
 
 def test_parse_tolerates_non_strings() -> None:
-    p = parse_completion(None, 5)  # type: ignore[arg-type]
+    p = parse_completion(None, 5, 10, 5)  # type: ignore[arg-type]
     assert not p.slate_valid and not p.rank_valid and "missing_slate_tags" in p.errors
 
 
@@ -213,32 +213,32 @@ def test_every_error_kind_has_a_case() -> None:
 def test_best_effort_items_of_invalid_phases() -> None:
     p = parse_completion(
         SLATE_OPEN + "[1] [2] [21] [1]" + SLATE_CLOSE + RANK_OPEN + "[2] > [2] > [1]" + RANK_CLOSE,
-        20,
+        20, 10, 5,
     )
     assert p.slate == [1, 2] and p.ranking == [2, 1]
     assert not p.slate_valid and not p.rank_valid
 
 
 def test_whitespace_around_is_not_text() -> None:
-    p = parse_completion("\n  " + S + " \n " + R + "\n\n", 20)
+    p = parse_completion("\n  " + S + " \n " + R + "\n\n", 20, 10, 5)
     assert p.errors == [] and p.valid
     assert p.slate == [1, 2, 3] and p.ranking == [2, 1]
 
 
 def test_each_error_kind_reported_once() -> None:
     # text between </SLATE> and <RANK> AND a malformed ranking body: one completion, one count
-    p = parse_completion(S + "x" + RANK_OPEN + "y" + RANK_CLOSE, 20)
+    p = parse_completion(S + "x" + RANK_OPEN + "y" + RANK_CLOSE, 20, 10, 5)
     assert p.slate_valid and not p.rank_valid
     assert sorted(p.errors) == ["rank_empty", "rank_malformed"], p.errors
 
 
 def test_non_ascii_digits_are_not_numbers() -> None:
-    p = parse_completion("<SLATE>[\u0663]</SLATE><RANK>[\u0663]</RANK>", 20)
+    p = parse_completion("<SLATE>[\u0663]</SLATE><RANK>[\u0663]</RANK>", 20, 10, 5)
     assert not p.slate_valid and "slate_empty" in p.errors
 
 
 def test_repeated_rank_tag_keeps_a_good_slate() -> None:
-    p = parse_completion(S + RANK_OPEN + "[2] " + RANK_OPEN + "[1]" + RANK_CLOSE, 20)
+    p = parse_completion(S + RANK_OPEN + "[2] " + RANK_OPEN + "[1]" + RANK_CLOSE, 20, 10, 5)
     assert "repeated_tag" in p.errors
     assert p.slate_valid and not p.rank_valid
 

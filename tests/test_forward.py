@@ -260,7 +260,7 @@ def group(tiny_tok):
         for s, r in outputs
     ]
     texts = decode_completions(tiny_tok, comps)
-    ends = [parse_completion(t, 8).slate_end for t in texts]
+    ends = [parse_completion(t, 8, 10, 5).slate_end for t in texts]
     counts = slate_token_counts(tiny_tok, comps, texts, ends)
     assert counts == [len(s) + 2 for s, _ in outputs]  # <SLATE> items </SLATE>
     lengths = torch.tensor([len(c) for c in comps])

@@ -22,14 +22,8 @@ from fgrpo.format.spans import (
     slate_token_count_by_search,
     slate_token_counts,
 )
-from fgrpo.models.idtiny import (
-    build_id_tiny,
-    build_item_tokenizer,
-    next_item_batch,
-    next_item_loss,
-    pretrain_items,
-    train_sequences,
-)
+from fgrpo.models.idtiny import build_id_tiny, build_item_tokenizer
+from fgrpo.trainer.pretrain import next_item_batch, next_item_loss, pretrain_items, train_sequences
 
 N_ITEMS = 40
 
@@ -65,9 +59,9 @@ def test_tokenizer_round_trips_prompts_and_completions(tok, tmp_path: Path) -> N
     ex = _example()
     labels = candidate_labels(tok, ex)
     assert labels == ["[i7]", "[i12]", "[i3]", "[i40]"]
-    prompt = render_prompt(tok, ex)
+    prompt = render_prompt(tok, ex, 10, 5)
     assert prompt == "<POOL> [i7] [i12] [i3] [i40] <HIST> [i1] [i2] [i9]"
-    ids = encode_prompt(tok, ex)
+    ids = encode_prompt(tok, ex, 10, 5)
     assert len(ids) == 9 and tok.unk_token_id not in ids  # one token per item and tag
     text = render_completion([2, 4, 1], [4, 2], labels)
     assert text == "<SLATE>[i12] [i40] [i7]</SLATE><RANK>[i40] > [i12]</RANK>"
@@ -81,7 +75,7 @@ def test_tokenizer_round_trips_prompts_and_completions(tok, tmp_path: Path) -> N
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert uses_item_tokens(again)
     assert again(text, add_special_tokens=False)["input_ids"] == cids
-    assert encode_prompt(again, ex) == ids
+    assert encode_prompt(again, ex, 10, 5) == ids
     assert (again.pad_token_id, again.eos_token_id) == (0, 1)
 
 
@@ -92,21 +86,21 @@ def test_number_tokenizers_are_not_item_mode(tiny_tok) -> None:
 
 def test_parse_maps_item_tokens_to_pool_numbers(tok) -> None:
     labels = candidate_labels(tok, _example())
-    p = parse_completion("<SLATE> [i12] [i40] [i7] </SLATE> <RANK> [i40] > [i12] </RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE> [i12] [i40] [i7] </SLATE> <RANK> [i40] > [i12] </RANK>", 4, 10, 5, labels=labels)
     assert (p.slate, p.ranking, p.valid, p.errors) == ([2, 4, 1], [4, 2], True, [])
     # an item outside the pool, a number, a duplicate: each named, the slate invalid
-    p = parse_completion("<SLATE>[i12] [i5]</SLATE><RANK>[i12]</RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE>[i12] [i5]</SLATE><RANK>[i12]</RANK>", 4, 10, 5, labels=labels)
     assert p.errors == ["slate_unknown_number"] and p.slate == [2] and not p.slate_valid
-    p = parse_completion("<SLATE>[2] [i7]</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE>[2] [i7]</SLATE><RANK>[i7]</RANK>", 4, 10, 5, labels=labels)
     assert "slate_unknown_number" in p.errors and not p.slate_valid
-    p = parse_completion("<SLATE>[i7] [i7]</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE>[i7] [i7]</SLATE><RANK>[i7]</RANK>", 4, 10, 5, labels=labels)
     assert p.errors == ["slate_duplicate"]
-    p = parse_completion("<SLATE>[i7] movie</SLATE><RANK>[i7]</RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE>[i7] movie</SLATE><RANK>[i7]</RANK>", 4, 10, 5, labels=labels)
     assert p.errors == ["slate_malformed"]
-    p = parse_completion("<SLATE>[i7] [i3]</SLATE><RANK>[i12]</RANK>", 4, labels=labels)
+    p = parse_completion("<SLATE>[i7] [i3]</SLATE><RANK>[i12]</RANK>", 4, 10, 5, labels=labels)
     assert p.slate_valid and p.errors == ["rank_not_in_slate"]
     # without labels the old parser is unchanged: item tokens are malformed there
-    assert "slate_malformed" in parse_completion("<SLATE>[i7]</SLATE><RANK>[i7]</RANK>", 4).errors
+    assert "slate_malformed" in parse_completion("<SLATE>[i7]</SLATE><RANK>[i7]</RANK>", 4, 10, 5).errors
 
 
 def test_parse_long_item_ids() -> None:
@@ -114,7 +108,7 @@ def test_parse_long_item_ids() -> None:
     ids = ["f" * 64, "0123456789abcdef" * 8, "7"]
     labels = [item_token(i) for i in ids]
     text = render_completion([2, 1, 3], [1, 2], labels)
-    p = parse_completion(text, 3, labels=labels)
+    p = parse_completion(text, 3, 10, 5, labels=labels)
     assert (p.slate, p.ranking, p.valid) == ([2, 1, 3], [1, 2], True)
 
 
@@ -123,7 +117,7 @@ def test_phase_masks_exact_on_item_token_completions(tok, slate, ranking) -> Non
     labels = candidate_labels(tok, _example())
     ids = tok(render_completion(slate, ranking, labels), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     texts = decode_completions(tok, [ids])
-    parsed = parse_completion(texts[0], 4, labels=labels)
+    parsed = parse_completion(texts[0], 4, 10, 5, labels=labels)
     assert parsed.valid and parsed.slate == slate and parsed.ranking == ranking
     table = PieceTable.for_tokenizer(tok)
     assert char_offsets(table, ids, texts[0]) is not None  # the fast path, not the fallback
@@ -151,8 +145,8 @@ def test_items_outside_the_vocabulary_are_refused_by_name(tok) -> None:
     ex.candidates[1] = Candidate("41", "e")  # the tokenizer knows items 1..40
     ex.meta = {"history_ids": ["1", "99"]}
     with pytest.raises(ValueError, match=r"'u1-5'.*\[i41\] \[i99\] are not in the model's vocabulary"):
-        render_prompt(tok, ex)
-    assert render_prompt(tok, _example()).startswith("<POOL> [i7] [i12]")
+        render_prompt(tok, ex, 10, 5)
+    assert render_prompt(tok, _example(), 10, 5).startswith("<POOL> [i7] [i12]")
 
 
 def test_pretraining_needs_a_sequence(tok) -> None:
@@ -204,8 +198,9 @@ def test_next_item_pretraining_learns(tok, splits) -> None:
 
 
 def test_preset_builds_saves_loads_and_decodes(splits, tmp_path: Path) -> None:
+    from fgrpo.commands.pretrain_items import run_pretrain_items
+    from fgrpo.config.commands import PretrainItemsConfig
     from fgrpo.evaluation.evaluate import predict
-    from fgrpo.models.idtiny import PretrainItemsConfig, run_pretrain_items
     from fgrpo.models.loading import load_model, load_tokenizer
 
     data = tmp_path / "data"
@@ -218,9 +213,9 @@ def test_preset_builds_saves_loads_and_decodes(splits, tmp_path: Path) -> None:
     model = load_model(str(folder))
     assert uses_item_tokens(tok) and model.config.num_hidden_layers == 2
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == 3 + 4 + 2 + 1 + N_ITEMS
-    preds = predict(model, tok, splits["valid"][:3], max_new_tokens=8, batch_size=3, progress=False)
+    preds = predict(model, tok, splits["valid"][:3], 10, 5, max_new_tokens=8, batch_size=3, progress=False)
     assert len(preds) == 3 and all(isinstance(p["completion"], str) for p in preds)
-    constrained = predict(model, tok, splits["valid"][:3], max_new_tokens=32, batch_size=3, progress=False, constrained=True)
+    constrained = predict(model, tok, splits["valid"][:3], 10, 5, max_new_tokens=32, batch_size=3, progress=False, constrained=True)
     assert all(p["slate_valid"] and p["rank_valid"] for p in constrained)  # even from 3 steps
     assert (tmp_path / "pre" / "summary.json").is_file()
 
@@ -234,8 +229,8 @@ def test_ranked_slate_order_follows_filler_order() -> None:
 
 
 def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
+    from fgrpo.commands.sft import filler_order
     from fgrpo.models.idtiny import next_item_scores
-    from fgrpo.trainer.sft_command import filler_order
 
     model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
     ex = splits["train"][0]
@@ -254,7 +249,7 @@ def test_model_filler_order_is_the_frozen_starting_models(tok, splits) -> None:
 
 
 def test_model_filler_order_batched_prefetch_matches_one_at_a_time(tok, splits) -> None:
-    from fgrpo.trainer.sft_command import filler_order
+    from fgrpo.commands.sft import filler_order
 
     model = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
     examples = splits["train"][:12]  # early positions have short histories: left padding in the batch
@@ -304,12 +299,12 @@ def test_decoding_constraint_follows_the_tokenizer(tok, tiny_tok) -> None:
 def test_item_prompt_of_the_rank_phase_shows_the_slate_in_pool_order(tok) -> None:
     ex = _example()  # pool 7 12 3 40
     assert item_prompt(ex, slate=[4, 2]) == "<POOL> [i12] [i40] <HIST> [i1] [i2] [i9]"
-    assert render_prompt(tok, ex, phase="rank", slate=[2, 4]) == item_prompt(ex, slate=[4, 2])
-    assert render_prompt(tok, ex, phase="slate") == render_prompt(tok, ex) == item_prompt(ex)
+    assert render_prompt(tok, ex, 10, 5, phase="rank", slate=[2, 4]) == item_prompt(ex, slate=[4, 2])
+    assert render_prompt(tok, ex, 10, 5, phase="slate") == render_prompt(tok, ex, 10, 5) == item_prompt(ex)
     with pytest.raises(ValueError, match="slate exactly"):
-        render_prompt(tok, ex, phase="rank")
+        render_prompt(tok, ex, 10, 5, phase="rank")
     with pytest.raises(ValueError, match="style"):
-        render_prompt(tok, ex, style="zeroshot")
+        render_prompt(tok, ex, 10, 5, style="zeroshot")
 
 
 def test_item_constraint_phases(tok) -> None:

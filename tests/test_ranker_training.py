@@ -1,4 +1,4 @@
-"""Issue 13's training changes: the constrained policy's log-probs, SFT on the model's own
+"""The ranker's training changes: the constrained policy's log-probs, SFT on the model's own
 order with a constrained softmax, per-phase entropy, and μ > 1 PPO passes that step."""
 
 from __future__ import annotations
@@ -94,10 +94,10 @@ def test_skipped_slate_items_carry_no_label_and_constrained_loss_is_pool_softmax
 
 
 def _toy_train(tmp_path: Path, *overrides: str) -> list[dict]:
+    from fgrpo.commands.train import train
     from fgrpo.config import load_config
-    from fgrpo.trainer.config import TrainConfig
+    from fgrpo.config.commands import TrainConfig
     from fgrpo.trainer.metrics_log import read_metrics
-    from fgrpo.trainer.train import train
 
     cfg = load_config(TrainConfig, ROOT / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=2", "group_size=4", "prompts_per_step=2",

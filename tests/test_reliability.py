@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from fgrpo.commands import train as train_command
 from fgrpo.config import load_config
+from fgrpo.config.commands import TrainConfig
+from fgrpo.models.loading import load_model
 from fgrpo.trainer import train as train_module
 from fgrpo.trainer.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.metrics_log import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +38,8 @@ def test_non_finite_updates_are_skipped_then_training_stops(tmp_path: Path, monk
         return loss * float("nan") if calls["n"] > 4 else loss
 
     monkeypatch.setattr(train_module.core_algos, "aggregate_loss", poisoned)
-    with pytest.raises(train_module.TrainingStopped, match="non-finite"):
-        train_module.train(cfg)
+    with pytest.raises(train_command.TrainingStopped, match="non-finite"):
+        train_command.train(cfg)
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
     assert [r["update_skipped"] for r in rows] == [False, False, True, True, True]
     assert latest_checkpoint(tmp_path).name == "step-000002"  # the last good one, intact
@@ -81,7 +83,7 @@ def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path: Path) ->
             proc.kill()
     assert [p.name for p in list_checkpoints(out)] == ["step-000002"]
     cfg = load_config(TrainConfig, REPO / "configs" / "toy.yaml", [*FAST, f"output_dir={out}"])
-    run = train_module.setup(cfg, resume=True)  # loads step 2: weights, optimizer, scheduler, RNG
+    run = train_command.setup(cfg, resume=True)  # loads step 2: weights, optimizer, scheduler, RNG
     assert run.start_step == 2
     resumed = subprocess.run([sys.executable, "-m", "fgrpo", "train", "--config", "configs/toy.yaml", *FAST,
                               f"output_dir={out}", "max_steps=6", "save_every=2", "--resume"],
@@ -93,7 +95,7 @@ def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path: Path) ->
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    """Issue 12 item 9: an interrupted run saves, says so and exits 128 + the signal, not 0."""
+    """An interrupted run saves, says so and exits 128 + the signal, not 0."""
     out = tmp_path / "run"
     proc = _start(out, ["max_steps=400", "save_every=1000"])
     _wait_for(lambda: (out / "metrics.jsonl").is_file() and '"reward/slate"' in (out / "metrics.jsonl").read_text())
@@ -106,14 +108,14 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, sig: signal.Signals) -> 
     logged = [r["step"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
     assert int(ckpt.name.split("-")[1]) == logged[-1]  # the checkpoint is the last completed step
     assert "interrupted at step" in (out / "metrics.jsonl").read_text()
-    model = train_module.load_model("builtin:tiny-llama")
+    model = load_model("builtin:tiny-llama")
     params = [p for p in model.parameters()]
     opt = torch.optim.AdamW(params)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     assert load_checkpoint(ckpt, model, opt, sched)["step"] == logged[-1]
 
 
-# ------------------------------------------------------------------ issue 12: resume exactness and faults
+# ------------------------------------------------------------------ resume exactness and faults
 # In-process runs stand for a kill -9 by raising Killed at a chosen point (the finally blocks
 # that run then write no metrics rows or checkpoints); the slow test at the end uses real ones.
 
@@ -161,13 +163,13 @@ def test_resume_after_warmup_is_exact(tmp_path: Path, monkeypatch: pytest.Monkey
     LoRA the adapters sit on the warmed-up base (not the untrained one), and the KL reference
     is the warmed-up model (not the random init)."""
     common = ["max_steps=4", "save_every=2", *extra]
-    train_module.train(_cfg(tmp_path / "straight", *common))
+    train_command.train(_cfg(tmp_path / "straight", *common))
     out = tmp_path / "resumed"
     real = _kill_when(monkeypatch, "train_step", lambda run, step: step == 2)  # after the step-2 checkpoint
     with pytest.raises(Killed):
-        train_module.train(_cfg(out, *common))
+        train_command.train(_cfg(out, *common))
     monkeypatch.setattr(train_module, "train_step", real)
-    train_module.train(_cfg(out, *common), resume=True)
+    train_command.train(_cfg(out, *common), resume=True)
     assert _rows(out) == _rows(tmp_path / "straight")  # kl, completion_len, ... of every step
     _assert_same_weights(out, tmp_path / "straight")
 
@@ -178,14 +180,14 @@ def test_resume_leaves_no_duplicate_rows(tmp_path: Path, monkeypatch: pytest.Mon
     past the checkpoint are dropped (then written again); before the first checkpoint the
     warm-up is neither re-run nor re-logged (it was saved once, right after it ran)."""
     common = ["max_steps=4", "save_every=2"]
-    train_module.train(_cfg(tmp_path / "straight", *common))
+    train_command.train(_cfg(tmp_path / "straight", *common))
     out = tmp_path / "resumed"
     real = _kill_when(monkeypatch, "checkpoint", lambda run, step: step == kill_step)
     with pytest.raises(Killed):
-        train_module.train(_cfg(out, *common))
+        train_command.train(_cfg(out, *common))
     monkeypatch.setattr(train_module, "checkpoint", real)
     warmups = _kill_when(monkeypatch, "supervised_steps", lambda *args: True)  # must not run again
-    train_module.train(_cfg(out, *common), resume=True)
+    train_command.train(_cfg(out, *common), resume=True)
     monkeypatch.setattr(train_module, "supervised_steps", warmups)
     assert _rows(out) == _rows(tmp_path / "straight")
     _assert_same_weights(out, tmp_path / "straight")
@@ -198,7 +200,7 @@ def test_non_finite_updates_never_reach_the_weights(tmp_path: Path, key: str, va
     counted as skipped, nothing non-finite is saved, and the run does not end as a success."""
     cfg = _cfg(tmp_path / "run", "max_steps=2", "save_every=1", "max_bad_steps=3")
     setattr(cfg, key, value)  # set after loading: what a config check might refuse is not the point here
-    run = train_module.setup(cfg)
+    run = train_command.setup(cfg)
     before = [p.detach().clone() for p in run.model.parameters()]
     assert train_module.train_step(run, 0)["update_skipped"]
     assert all(torch.equal(p, b) for p, b in zip(run.model.parameters(), before, strict=True))  # restored
@@ -206,8 +208,8 @@ def test_non_finite_updates_never_reach_the_weights(tmp_path: Path, key: str, va
 
     cfg = _cfg(tmp_path / "train", "max_steps=2", "save_every=1", "max_bad_steps=3")
     setattr(cfg, key, value)
-    with pytest.raises(train_module.TrainingStopped, match="non-finite"):
-        train_module.train(cfg)
+    with pytest.raises(train_command.TrainingStopped, match="non-finite"):
+        train_command.train(cfg)
     rows = [r for r in read_metrics(tmp_path / "train" / "metrics.jsonl") if "loss" in r]
     assert [r["update_skipped"] for r in rows] == [True, True]
     assert list_checkpoints(tmp_path / "train") == []
@@ -218,7 +220,7 @@ def test_saves_refuse_non_finite_weights(tmp_path: Path) -> None:
     """Item 3: the last line of defence, whatever the loop did."""
     from fgrpo.trainer.checkpoint import NonFiniteWeights
 
-    run = train_module.setup(_cfg(tmp_path, "sft_warmup_steps=0"))
+    run = train_command.setup(_cfg(tmp_path, "sft_warmup_steps=0"))
     with torch.no_grad():
         next(run.model.parameters())[0, 0] = float("nan")
     with pytest.raises(NonFiniteWeights):
@@ -232,7 +234,7 @@ def test_half_deleted_checkpoint_never_counts_as_complete(tmp_path: Path, monkey
     """Item 7: a kill while pruning an old checkpoint leaves no partial step-* folder."""
     import shutil
 
-    run = train_module.setup(_cfg(tmp_path, "sft_warmup_steps=0", "keep_last=1"))
+    run = train_command.setup(_cfg(tmp_path, "sft_warmup_steps=0", "keep_last=1"))
     train_module.checkpoint(run, 1)
     real_rmtree = shutil.rmtree
 
@@ -270,8 +272,8 @@ def test_signal_right_after_a_periodic_save_does_not_save_again(tmp_path: Path, 
 
     monkeypatch.setattr(train_module, "save_checkpoint", counted_save)
     monkeypatch.setattr(train_module, "train_step", step_then_signal)
-    with pytest.raises(train_module.TrainingInterrupted) as stopped:
-        train_module.train(_cfg(tmp_path, "sft_warmup_steps=0", "max_steps=4", "save_every=2", "keep_last=1"))
+    with pytest.raises(train_command.TrainingInterrupted) as stopped:
+        train_command.train(_cfg(tmp_path, "sft_warmup_steps=0", "max_steps=4", "save_every=2", "keep_last=1"))
     assert stopped.value.exit_code == 130
     assert saves == [2]
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-000002"]
@@ -293,8 +295,8 @@ def test_signal_during_warmup_saves_the_warmup(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(train_module, "supervised_steps", signalled)
     previous = signal.signal(signal.SIGTERM, not_the_trainers)
     try:
-        with pytest.raises(train_module.TrainingInterrupted) as stopped:
-            train_module.train(_cfg(tmp_path, "max_steps=2"))
+        with pytest.raises(train_command.TrainingInterrupted) as stopped:
+            train_command.train(_cfg(tmp_path, "max_steps=2"))
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert stopped.value.exit_code == 143
@@ -304,14 +306,14 @@ def test_signal_during_warmup_saves_the_warmup(tmp_path: Path, monkeypatch: pyte
     assert not [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
     monkeypatch.setattr(train_module, "supervised_steps", real)
     _kill_when(monkeypatch, "supervised_steps", lambda *args: True)  # the resume reuses the saved warm-up
-    train_module.train(_cfg(tmp_path, "max_steps=2"), resume=True)
+    train_command.train(_cfg(tmp_path, "max_steps=2"), resume=True)
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
 def test_final_model_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Item 10: a kill while the final model is written leaves no model/ folder (before:
     weights without a tokenizer); a later write is complete."""
-    run = train_module.setup(_cfg(tmp_path, "sft_warmup_steps=0"))
+    run = train_command.setup(_cfg(tmp_path, "sft_warmup_steps=0"))
     real = run.tokenizer.save_pretrained
 
     def killed(*args, **kwargs):

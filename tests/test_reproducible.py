@@ -1,4 +1,4 @@
-"""Issue 12, item 17: a run is a function of its config and seed on the machine kind.
+"""A run is a function of its config and seed on the machine kind.
 
 What made the main job's RL stage differ between two machines of one kind: PyTorch, MKL and
 oneDNN pick their kernels by the CPU's instruction set (AVX-512 or AVX2 on the EPYCs of

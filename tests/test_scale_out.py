@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from fgrpo.config import ConfigError, load_config
+from fgrpo.config.commands import TrainConfig
 from fgrpo.trainer import memory
-from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import (
     LaunchError,
     check_launch,
@@ -114,7 +114,7 @@ def test_launch_checks() -> None:
 
 
 def test_setup_refuses_before_building_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fgrpo.trainer.train import setup
+    from fgrpo.commands.train import setup
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(LaunchError, match="use_lora=true"):
@@ -179,7 +179,7 @@ def test_memory_estimate_hand_worked() -> None:
     # FSDP full shard over 8: 4P/8 + two gathered 100-param units in bf16; grads 4P/8 + one unit in fp32; AdamW 8P/8
     assert memory.model_state_bytes(shape, mixed, "fsdp", 8) == (p // 2 + 400, p // 2 + 400, p)
     # ZeRO-2 (ZeRO paper, K = 12): bf16 module 2P; bf16 grads 2P/8; fp32 master + moments 12P/8
-    assert memory.model_state_bytes(shape, mixed, "zero2", 8) == (2 * p, p // 4, 3 * p // 2)
+    assert memory.model_state_bytes(shape, mixed, "deepspeed", 8) == (2 * p, p // 4, 3 * p // 2)
     # LoRA: frozen bf16 base, fp32 adapters of 1000 params; DDP without autocast
     lora = memory.precision_of("bfloat16", "no", use_lora=True)
     assert memory.model_state_bytes(_shape(trainable_params=1000), lora, "ddp", 1) == (2 * (p - 1000) + 4000, 4000 + 200, 8000)
@@ -203,7 +203,7 @@ def test_memory_estimate_hand_worked() -> None:
 
 
 def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
-    from fgrpo.trainer.dry_run import dry_run
+    from fgrpo.commands.dry_run import dry_run
 
     lines: list[str] = []
     cfg = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml", [f"output_dir={tmp_path / 'out'}"])
@@ -212,7 +212,7 @@ def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
     assert report["plan"].strategy == "fsdp" and report["plan"].num_gpus == 8
     assert report["shape"].total_params == 4_022_468_096 and report["shape"].num_layers == 36
     table = report["table"]
-    assert table["fsdp"].peak < table["zero2"].peak < table["ddp"].peak
+    assert table["fsdp"].peak < table["deepspeed"].peak < table["ddp"].peak
     assert 40 * memory.GIB < table["ddp"].peak < 80 * memory.GIB  # full fine-tuning of 4B fits an 80 GB GPU, barely
     assert "runs (accelerate FSDP2" in text and "nothing was trained" in text
     assert table["fsdp"].rollout_weights == 4_022_468_096 * 2 and table["ddp"].rollout_weights == 0  # bf16 copy
@@ -220,13 +220,15 @@ def test_dry_run_gpu_config_builds_model_and_estimates(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
     lora = load_config(TrainConfig, GPU / "fgrpo_qwen3_4b.yaml", ["use_lora=true", "lora_r=16"])
     small = dry_run(lora, num_gpus=1, strategy="ddp", prompt_tokens=512, echo=lambda s: None)
+    alias = dry_run(lora, num_gpus=2, strategy="zero2", prompt_tokens=512, echo=lambda s: None)  # the old name
+    assert alias["plan"].strategy == "deepspeed" and alias["estimate"] == alias["table"]["deepspeed"]
     # all-linear on 36 layers: r * (in + out) of q, k, v, o, gate, up, down
     per_layer = 16 * ((2560 + 4096) * 2 + (2560 + 1024) * 2 + (2560 + 9728) * 3)
     assert small["shape"].trainable_params == 36 * per_layer
 
 
 def test_dry_run_rejects_precision_contradiction() -> None:
-    from fgrpo.trainer.dry_run import dry_run
+    from fgrpo.commands.dry_run import dry_run
 
     with pytest.raises(ConfigError, match="mixed_precision"):
         dry_run(TrainConfig(), ACC / "ddp.yaml", echo=lambda s: None)  # toy config has no bf16
@@ -240,8 +242,8 @@ def test_dry_run_command_exits_0_and_trains_nothing(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "zero2 on 8 GPU(s)" in proc.stdout and "1,720,574,976 parameters" in proc.stdout
-    assert "| zero2 |" in proc.stdout and "nothing was trained" in proc.stdout
+    assert "deepspeed on 8 GPU(s)" in proc.stdout and "1,720,574,976 parameters" in proc.stdout
+    assert "| deepspeed |" in proc.stdout and "nothing was trained" in proc.stdout
     assert not out.exists()
 
 
@@ -323,8 +325,8 @@ def test_gradient_checkpointing_with_shared_prefix_matches_plain_forward() -> No
 
 
 def test_one_training_step_with_bf16_autocast_and_checkpointing(tmp_path: Path) -> None:
+    from fgrpo.commands.train import train
     from fgrpo.trainer.metrics_log import read_metrics
-    from fgrpo.trainer.train import train
 
     cfg = load_config(TrainConfig, REPO / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=2", "prompts_per_step=1",

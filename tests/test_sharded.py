@@ -47,11 +47,11 @@ def test_tied_names_lists_the_second_name_of_a_shared_weight() -> None:
 
 @pytest.mark.parametrize("launch,needle", [("fsdp", "resume it with the same launch"), ("deepspeed", "saves no optimizer state")])
 def test_data_parallel_resume_refuses_an_engine_checkpoint(tmp_path: Path, launch: str, needle: str) -> None:
+    from fgrpo.commands.train import setup, train
     from fgrpo.config import load_config
+    from fgrpo.config.commands import TrainConfig
     from fgrpo.trainer.checkpoint import STATE_FILE, latest_checkpoint
-    from fgrpo.trainer.config import TrainConfig
     from fgrpo.trainer.launch import LaunchError
-    from fgrpo.trainer.train import setup, train
 
     cfg = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "toy.yaml", [
         f"output_dir={tmp_path}", "sft_warmup_steps=0", "max_steps=1", "group_size=2", "prompts_per_step=1",

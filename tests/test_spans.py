@@ -55,7 +55,7 @@ def encode(tok, text: str) -> list[int]:
 def check_spans(tok, batch: list[list[int]]) -> list[int]:
     """All the span properties for a batch of completions; returns the slate token counts."""
     texts = decode_completions(tok, batch)
-    ends = [parse_completion(t, N).slate_end for t in texts]
+    ends = [parse_completion(t, N, 10, 5).slate_end for t in texts]
     counts = slate_token_counts(tok, batch, texts, ends)
     for ids, text, end, c in zip(batch, texts, ends, counts, strict=True):
         assert c == slate_token_count_by_search(tok, ids, end), (ids, text)
@@ -81,7 +81,7 @@ def check_spans(tok, batch: list[list[int]]) -> list[int]:
 def check_fast_vs_search(tok, ids: list[int]) -> bool:
     """The offset path agrees with the binary search when it applies; returns whether it did."""
     text = decode(tok, ids)
-    end = parse_completion(text, N).slate_end
+    end = parse_completion(text, N, 10, 5).slate_end
     offsets = char_offsets(PieceTable.for_tokenizer(tok), ids, text) if ids else None
     if offsets is None:
         return False

@@ -16,9 +16,10 @@ import pytest
 import torch
 import yaml
 
+from fgrpo.commands.eval import run_eval
+from fgrpo.config.commands import EvalConfig
 from fgrpo.data.schema import Candidate, Example
 from fgrpo.data.toy import make_toy_examples
-from fgrpo.evaluation.command import EvalConfig, run_eval
 from fgrpo.evaluation.two_step import join_answers, predict_two_step, slate_answer
 from fgrpo.format.completion import (
     parse_completion,
@@ -59,7 +60,7 @@ def test_rank_prompt_shows_only_the_slate_in_pool_order_with_pool_numbers() -> N
         assert pool == "[2] Movie 2 (1990)\n[4] Movie 4 (1990)"
         assert "<RANK>" in text and "<SLATE>" not in text and "up to 3" in text
     toy = make_toy_examples(1, pool_size=6, seed=0)[0]
-    text = prompt_text(toy, phase="rank", slate=[5, 1])
+    text = prompt_text(toy, 10, 5, phase="rank", slate=[5, 1])
     assert text.endswith(f"{toy.candidates[0].text} [1] {toy.candidates[4].text} [5] answer :")
 
 
@@ -67,7 +68,7 @@ def test_zeroshot_prompts_spell_out_the_format_with_a_parseable_example() -> Non
     ex = _movie_example()
     both = prompt_text(ex, 10, 5, style="zeroshot")
     example = both.splitlines()[-1]
-    assert parse_completion(example, 11).valid  # the worked example is itself a valid answer
+    assert parse_completion(example, 11, 10, 5).valid  # the worked example is itself a valid answer
     assert "Step 1" in both and "Step 2" in both and "<SLATE>" in both and "</RANK>" in both
     slate = prompt_text(ex, 10, 5, phase="slate", style="zeroshot")
     assert slate.splitlines()[-1] == "<SLATE>[4] [11] [2]</SLATE>" and "<RANK>" not in slate
@@ -78,19 +79,19 @@ def test_zeroshot_prompts_spell_out_the_format_with_a_parseable_example() -> Non
 def test_prompt_arguments_are_checked() -> None:
     ex = _movie_example()
     with pytest.raises(ValueError, match="slate"):
-        prompt_text(ex, phase="rank")
+        prompt_text(ex, 10, 5, phase="rank")
     with pytest.raises(ValueError, match="slate"):
-        prompt_text(ex, phase="slate", slate=[1])
+        prompt_text(ex, 10, 5, phase="slate", slate=[1])
     with pytest.raises(ValueError, match="outside 1..5"):
-        prompt_text(ex, phase="rank", slate=[6])
+        prompt_text(ex, 10, 5, phase="rank", slate=[6])
     with pytest.raises(ValueError, match="style"):
-        prompt_text(ex, style="chatty")  # type: ignore[arg-type]
+        prompt_text(ex, 10, 5, style="chatty")  # type: ignore[arg-type]
 
 
 def test_chat_template_wraps_each_phase(bpe_tok) -> None:
     ex = _movie_example()
     for phase, slate in (("both", None), ("slate", None), ("rank", [2, 4])):
-        ids = encode_prompt(bpe_tok, ex, phase=phase, slate=slate, style="zeroshot")
+        ids = encode_prompt(bpe_tok, ex, 10, 5, phase=phase, slate=slate, style="zeroshot")
         text = bpe_tok.decode(ids)
         assert text.startswith("<|im_start|>system\nYou select and rank candidates.<|im_end|>")
         assert text.endswith("<|im_start|>assistant\n")
@@ -140,9 +141,9 @@ def test_slate_answer_and_join_by_hand() -> None:
     assert slate_answer("<SLATE>[3] [7]</SLATE><RA") == "<SLATE>[3] [7]</SLATE>"
     assert slate_answer("no slate") == "no slate"
     joined = join_answers("<SLATE>[3] [7]</SLATE>", "\n<RANK>[7] > [3]</RANK>")
-    p = parse_completion(joined, 8)
+    p = parse_completion(joined, 8, 10, 5)
     assert p.valid and p.slate == [3, 7] and p.ranking == [7, 3]
-    skipped = parse_completion(join_answers("<SLATE>[3] [3]</SLATE>", None), 8)
+    skipped = parse_completion(join_answers("<SLATE>[3] [3]</SLATE>", None), 8, 10, 5)
     assert not skipped.valid and "missing_rank_tags" in skipped.errors
 
 
@@ -218,8 +219,8 @@ def test_eval_zeroshot_and_two_step_methods_on_a_model_folder(tiny_tok, tmp_path
 
 
 def test_decoupled_sft_trains_both_halves_and_evaluates_end_to_end(tmp_path: Path) -> None:
-    from fgrpo.trainer.config import SFTConfig
-    from fgrpo.trainer.sft_command import run_sft
+    from fgrpo.commands.sft import run_sft
+    from fgrpo.config.commands import SFTConfig
 
     common = {"model": "builtin:tiny-llama", "tiny_hidden_size": 32, "tiny_num_layers": 1, "toy_num_train": 200,
               "max_steps": 120, "batch_size": 8, "learning_rate": 0.003, "warmup_steps": 0, "slate_size": 3,

@@ -19,19 +19,15 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _config_classes() -> dict[str, type]:
-    from fgrpo.config.commands import PrepareConfig
-    from fgrpo.models.idtiny import PretrainItemsConfig
-    from fgrpo.trainer.config import SFTConfig, TrainConfig
+    from fgrpo.config.commands import (
+        EvalConfig,
+        PrepareConfig,
+        PretrainItemsConfig,
+        SFTConfig,
+        TrainConfig,
+    )
 
-    classes: dict[str, type] = {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig}
-    classes["prepare"] = PrepareConfig
-    try:
-        from fgrpo.evaluation.command import EvalConfig
-
-        classes["eval"] = EvalConfig
-    except ImportError:  # pragma: no cover
-        pass
-    return classes
+    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig, "eval": EvalConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -89,19 +85,19 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate config, launch and data, build the model without weights, print the per-GPU memory estimate; train nothing."),
     accelerate_config: Path | None = typer.Option(None, "--accelerate-config", help="--dry-run: an accelerate config file (strategy, GPUs, mixed precision)."),
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=1, help="--dry-run: number of GPUs (default: the accelerate file's, else 1)."),
-    strategy: str | None = typer.Option(None, "--strategy", help="--dry-run: ddp | fsdp | zero2 (default: the accelerate file's, else ddp)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="--dry-run: ddp | fsdp | deepspeed (ZeRO-2; the old name zero2 is accepted) (default: the accelerate file's, else ddp)."),
     prompt_tokens: int | None = typer.Option(None, "--prompt-tokens", min=1, help="--dry-run: prompt length to assume (default: measured, else 1024)."),
     gpu_memory: float = typer.Option(80.0, "--gpu-memory-gib", help="--dry-run: GPU memory the 'fits' column compares with."),
 ) -> None:
     """RL training with F-GRPO (or GRPO: advantage_estimator=grpo)."""
     cfg = _load("train", config, ctx.args)
     if dry_run:
-        from fgrpo.trainer.dry_run import dry_run as run_dry
+        from fgrpo.commands.dry_run import dry_run as run_dry
 
         run_dry(cfg, accelerate_config, num_gpus, strategy, prompt_tokens, gpu_memory, echo=typer.echo)
         return
-    from fgrpo.trainer.train import TrainingInterrupted, TrainingStopped
-    from fgrpo.trainer.train import train as run_train
+    from fgrpo.commands.train import TrainingInterrupted, TrainingStopped
+    from fgrpo.commands.train import train as run_train
 
     try:
         out = run_train(cfg, resume=resume)
@@ -117,7 +113,7 @@ def train(
 @app.command(context_settings=EXTRA)
 def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Supervised warm start on targets in the output format."""
-    from fgrpo.trainer.sft_command import run_sft
+    from fgrpo.commands.sft import run_sft
 
     out = run_sft(_load("sft", config, ctx.args))
     typer.echo(f"done: {out}")
@@ -126,7 +122,7 @@ def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config",
 @app.command(context_settings=EXTRA, name="pretrain-items")
 def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Build the id-tiny preset (one token per item) and pretrain it on next items (docs/id-tiny.md)."""
-    from fgrpo.models.idtiny import run_pretrain_items
+    from fgrpo.commands.pretrain_items import run_pretrain_items
 
     out = run_pretrain_items(_load("pretrain-items", config, ctx.args))
     typer.echo(f"done: {out}")
@@ -151,7 +147,7 @@ def evaluate(
     limit: int | None = typer.Option(None, "--limit", help="Score only the first N examples (same as limit=N)."),
 ) -> None:
     """Greedy decoding on the test split; writes metrics.json, a Markdown table and predictions.jsonl."""
-    from fgrpo.evaluation.command import run_eval
+    from fgrpo.commands.eval import run_eval
 
     overrides = list(ctx.args) + ([f"limit={limit}"] if limit is not None else [])
     run_eval(_load("eval", config, overrides))
@@ -165,22 +161,15 @@ def compare(
     report_only: bool = typer.Option(False, "--report-only", help="Write results.md/json, runs.csv and the plots from the runs finished so far; run nothing."),
 ) -> None:
     """Several methods x seeds with equal budgets: results table (mean ± 95% CI), curves, costs."""
-    from fgrpo.experiments.expand import expand_runs
-    from fgrpo.experiments.report import format_run_list
-    from fgrpo.experiments.runner import report_compare, run_compare
-    from fgrpo.experiments.spec import load_compare_config
+    from fgrpo.commands.compare import run
 
-    try:  # key=value, base.KEY=value, eval.KEY=value; every run's config is built here
-        cfg = load_compare_config(experiment, list(ctx.args))
+    try:
+        outcome = run(experiment, list(ctx.args), dry_run=dry_run, report_only=report_only, echo=typer.echo)
     except ConfigError as e:
         typer.echo(f"config error: {e}", err=True)
         raise typer.Exit(2) from e
-    if dry_run:
-        specs = expand_runs(cfg)
-        typer.echo(f"{len(specs)} runs -> {cfg.output_dir}")
-        typer.echo(format_run_list(specs))
+    if outcome is None:
         return
-    outcome = report_compare(cfg) if report_only else run_compare(cfg, echo=typer.echo)
     typer.echo(outcome.files["results.md"].read_text())
     typer.echo("written: " + ", ".join(str(p) for p in outcome.files.values()))
     if outcome.failures:
@@ -197,42 +186,20 @@ def rank(
     constrained: bool = typer.Option(False, help="Decode only valid outputs (distinct in-pool slate, ranking within the slate)."),
 ) -> None:
     """Write a slate and a ranking for every example read (relevance labels not needed)."""
-    import dataclasses
-    import json
+    from fgrpo.commands.rank import run_rank
+    from fgrpo.data.schema import DataError
 
-    from fgrpo.data.schema import DataError, example_from_json
-    from fgrpo.ranker import Ranker
-
-    source = sys.stdin if input == "-" else open(input, encoding="utf-8")  # noqa: SIM115
-    name = "<stdin>" if input == "-" else input
-    examples = []
-    for lineno, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            typer.echo(f"{name}:{lineno}: not valid JSON ({e.msg})", err=True)
-            raise typer.Exit(2) from e
-        if isinstance(obj, dict) and "relevance" not in obj and obj.get("candidates"):
-            obj = {**obj, "relevance": {str(obj["candidates"][0].get("id")): 1}}  # placeholder: not used
-        try:
-            examples.append(example_from_json(obj, f"{name}:{lineno}"))
-        except DataError as e:
-            typer.echo(str(e), err=True)
-            raise typer.Exit(2) from e
-    results = Ranker.from_pretrained(model, constrained=constrained).rank_examples(examples, batch_size)
-    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
-    for ex, res in zip(examples, results, strict=True):
-        sink.write(json.dumps({"id": ex.id, **dataclasses.asdict(res)}) + "\n")
-    if sink is not sys.stdout:
-        sink.close()
+    try:
+        run_rank(model, input, output, batch_size, constrained)
+    except DataError as e:  # names the input's line and field
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
 
 
 @app.command()
 def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
     """List a command's config keys with type, default and help."""
-    from fgrpo.experiments.spec import CompareConfig
+    from fgrpo.config.commands import CompareConfig
 
     classes = {**_config_classes(), "compare": CompareConfig}  # compare loads through load_compare_config
     if command not in classes:

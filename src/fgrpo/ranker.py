@@ -24,25 +24,40 @@ class RankResult:
     completion: str
 
 
+RANK_MAX_NEW_TOKENS = 96  # completion length for a model folder that does not record its own
+
+
 class Ranker:
     def __init__(
-        self, model: Any, tokenizer: Any, max_slate: int = 10, max_rank: int = 5, max_new_tokens: int = 96,
-        constrained: bool = False,
+        self, model: Any, tokenizer: Any, max_slate: int | None = None, max_rank: int | None = None,
+        max_new_tokens: int | None = None, constrained: bool = False,
     ) -> None:
+        """``max_slate``/``max_rank`` (None: the defaults of ``fgrpo train``, the paper's 10 and 5)
+        and ``max_new_tokens`` (None: 96); :meth:`from_pretrained` fills them from the folder."""
+        from fgrpo.config.commands import DataOptions
+
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_slate, self.max_rank, self.max_new_tokens = max_slate, max_rank, max_new_tokens
+        self.max_slate = DataOptions.max_slate if max_slate is None else max_slate
+        self.max_rank = DataOptions.max_rank if max_rank is None else max_rank
+        self.max_new_tokens = RANK_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
         self.constrained = constrained  # decode only valid outputs (fgrpo.format.constrained)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: str = "float32", **kwargs: Any) -> Ranker:
-        from transformers import AutoModelForCausalLM
+        """Load a model folder. The parser limits and the completion length are the folder's
+        (its ``fgrpo.json``: how it was trained to answer), else this class's defaults; a
+        ``max_slate``/``max_rank`` given here that contradicts the folder is a ConfigError."""
+        from fgrpo.models.answer_format import check_answer_format
+        from fgrpo.models.loading import load_trained
 
-        from fgrpo.models.loading import DTYPES, from_pretrained, load_tokenizer, model_path
-
-        path = model_path(str(folder))
-        model = from_pretrained(AutoModelForCausalLM, path, dtype=DTYPES[dtype])
-        return cls(model, load_tokenizer(path), **kwargs)
+        record = check_answer_format(folder, {k: v for k, v in kwargs.items() if k in ("max_slate", "max_rank")})
+        if record is not None:
+            for key in ("max_slate", "max_rank", "max_new_tokens"):
+                if record.get(key) is not None:
+                    kwargs.setdefault(key, record[key])
+        model, tokenizer = load_trained(str(folder), dtype)
+        return cls(model, tokenizer, **kwargs)
 
     def rank_examples(self, examples: list[Example], batch_size: int = 8, progress: bool = False) -> list[RankResult]:
         """Greedy slate + ranking per example, candidate numbers mapped back to ids."""

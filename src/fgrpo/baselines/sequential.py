@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from fgrpo.baselines.scorers import order_by_score
+from fgrpo.config.commands import TUNED  # the tuned sizes live with the defaults of every command
 from fgrpo.data.schema import Example
 
 PAD, UNK = 0, 1
@@ -178,14 +179,6 @@ class GRU4Rec(nn.Module):
         return self.proj(out)
 
 
-# The tuned configuration of each model (None fields of SeqConfig resolve to these): the best
-# valid NDCG@5 of the search in scripts/tune_sequential.py on MovieLens-100K (full training
-# split, users mode, early stopping on valid), recorded in
-# docs/results/baselines_ml100k/tuning.json and docs/baselines.md.
-TUNED: dict[str, dict[str, Any]] = {
-    "sasrec": {"hidden": 64, "blocks": 1, "dropout": 0.5, "lr": 3e-3},  # valid NDCG@5 0.7318 (8 configs)
-    "gru4rec": {"hidden": 128, "blocks": 1, "dropout": 0.3, "lr": 3e-3},  # valid NDCG@5 0.7279 (8 configs)
-}
 TrainOn = Literal["users", "windows"]
 
 

@@ -24,10 +24,12 @@ _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (a 10 MB value is not echoed whole)."""
-    from fgrpo.data.schema import short as cut
-
-    return cut(value, limit)
+    """``repr(value)`` cut to about ``limit`` characters, so that a 10 MB bad value does not
+    become a 10 MB error message (the cut says how long the whole was)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 class ConfigError(ValueError):

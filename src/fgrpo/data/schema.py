@@ -23,18 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgrpo.config import short
+
 
 class DataError(ValueError):
     """Bad input data; the message names the file, line and field."""
-
-
-def short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, so that a 10 MB bad value does not
-    become a 10 MB error message (the cut says how long the whole was)."""
-    if isinstance(value, str) and len(value) > limit:
-        return repr(value[:limit]) + f"… ({len(value):,} characters)"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +24,101 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def load_splits(cfg: Any, report: dict[str, Any] | None = None) -> tuple[list[Example], list[Example]]:
-    """(train, valid) examples of a training command's data options. ``report`` gets the
-    rows read and skipped per file (``report['files']``)."""
+TOY_SEED_OFFSETS = {"train": 0, "valid": 10_000, "test": 20_000}  # each toy split its own seed
+
+
+@dataclass(frozen=True)
+class ToyTask:
+    """The built-in synthetic task's shape: candidates per pool, most relevant, base seed."""
+
+    pool_size: int
+    max_relevant: int
+    seed: int
+
+
+def toy_split(name: str, size: int, toy: ToyTask) -> list[Example]:
+    """``size`` toy examples of split ``name`` (its seed: ``toy.seed`` + the split's offset)."""
     from fgrpo.data.toy import make_toy_examples
 
-    if cfg.dataset == "toy":
-        train = make_toy_examples(cfg.toy_num_train, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed)
-        valid = make_toy_examples(cfg.toy_num_valid, cfg.toy_pool_size, cfg.toy_max_relevant, seed=cfg.seed + 10_000)
-        return train, valid
-    folder = Path(cfg.dataset)
+    return make_toy_examples(size, toy.pool_size, toy.max_relevant, seed=toy.seed + TOY_SEED_OFFSETS[name])
+
+
+TOY_EVAL_SIZE = 200  # toy task: examples of the scored split (limit: fewer) and of valid (early stopping)
+TOY_TRAIN_SIZE = 2000  # toy task: training examples of the methods fitted on train
+
+
+def eval_splits(
+    dataset: str, split: str, *, limit: int | None, fitted: bool, skip_invalid: bool, toy: ToyTask,
+    report: dict[str, Any] | None = None,
+) -> tuple[list[Example], list[Example]]:
+    """What an evaluation reads: (the first ``limit`` examples of ``split``, the train split
+    when the method is ``fitted`` on it, else []). The toy task generates ``limit`` (else
+    TOY_EVAL_SIZE) scored examples and always TOY_TRAIN_SIZE training ones."""
+    if dataset == "toy":
+        examples = read_splits("toy", (split,), skip_invalid=skip_invalid, toy=toy, toy_sizes={split: limit or TOY_EVAL_SIZE})[split]
+        train = read_splits("toy", ("train",), skip_invalid=skip_invalid, toy=toy, toy_sizes={"train": TOY_TRAIN_SIZE})["train"]
+        return examples, train
+    names = (split, "train") if fitted and split != "train" else (split,)
+    splits = read_splits(dataset, names, skip_invalid=skip_invalid, report=report)
+    examples = splits[split][:limit] if limit is not None else splits[split]
+    return examples, splits["train"] if fitted else []
+
+
+def read_splits(
+    dataset: str,
+    names: Sequence[str],
+    *,
+    skip_invalid: bool,
+    toy: ToyTask | None = None,
+    toy_sizes: Mapping[str, int] | None = None,
+    optional: Sequence[str] = (),
+    report: dict[str, Any] | None = None,
+    announce: bool = True,
+) -> dict[str, list[Example]]:
+    """The one reader of a dataset: split name -> examples, in the order of ``names``.
+
+    ``dataset``: ``'toy'`` with a ``toy`` task (``toy_sizes[name]`` examples of each split,
+    generated) or a folder made by ``fgrpo prepare`` holding ``<name>.jsonl``. A split in ``optional`` may be
+    missing (then empty) or empty; any other must hold at least one example (DataError,
+    naming the file). ``skip_invalid``: skip and count malformed rows instead of stopping at
+    the first. ``report['files']`` gets the rows read and skipped per file; ``announce``
+    prints one console line per file with rows skipped."""
+    if dataset == "toy" and toy is not None and toy_sizes is not None:
+        return {name: toy_split(name, toy_sizes[name], toy) for name in names}
+    folder = Path(dataset)
     if not folder.is_dir():
         raise DataError(f"{folder}: dataset folder not found (key 'dataset'; make it with fgrpo prepare)")
     files: dict[str, Any] = {}
-    train = read_split(folder / "train.jsonl", cfg.skip_invalid_rows, files)
-    valid_path = folder / "valid.jsonl"
-    valid: list[Example] = []
-    if valid_path.is_file():  # optional: an empty valid split only means no in-training evaluation
-        stats: dict[str, int] = {}
-        valid = read_jsonl(valid_path, cfg.skip_invalid_rows, stats)
-        files[str(valid_path)] = stats
-    for line in skipped_rows_lines(files):
-        say(line)
+    out: dict[str, list[Example]] = {}
+    for name in names:
+        path = folder / f"{name}.jsonl"
+        if name not in optional:
+            out[name] = read_split(path, skip_invalid, files)
+        elif path.is_file():
+            stats: dict[str, int] = {}
+            out[name] = read_jsonl(path, skip_invalid, stats)
+            files[str(path)] = stats
+        else:
+            out[name] = []
+    if announce:
+        for line in skipped_rows_lines(files):
+            say(line)
     if report is not None:
         report.setdefault("files", {}).update(files)
-    return train, valid
+    return out
+
+
+def load_splits(
+    dataset: str, *, skip_invalid: bool, toy: ToyTask, toy_num_train: int, toy_num_valid: int,
+    report: dict[str, Any] | None = None,
+) -> tuple[list[Example], list[Example]]:  # fmt: skip
+    """(train, valid) of a training command: train required, valid optional (an empty or
+    missing valid split only means no in-training evaluation)."""
+    splits = read_splits(
+        dataset, ("train", "valid"), skip_invalid=skip_invalid, toy=toy,
+        toy_sizes={"train": toy_num_train, "valid": toy_num_valid}, optional=("valid",), report=report,
+    )  # fmt: skip
+    return splits["train"], splits["valid"]
 
 
 def model_context(model: Any) -> int | None:
@@ -104,21 +176,11 @@ def fit_to_context(
 
 
 def fit_splits(
-    cfg: Any, tokenizer: Any, model: Any, splits: dict[str, list[Example]], new_tokens: int, report: dict[str, Any]
-) -> dict[str, list[Example]]:
-    """:func:`fit_to_context` on each split with the config's ``prompt_overflow`` and
-    ``prompt_context`` (null: the model's)."""
-    from fgrpo.format.prompts import encode_prompt
-
-    context = cfg.prompt_context or model_context(model)
-
-    def encode(ex: Example) -> list[int]:
-        return encode_prompt(tokenizer, ex, cfg.max_slate, cfg.max_rank)
-
-    return {
-        name: fit_to_context(examples, encode, context, new_tokens, cfg.prompt_overflow, name, report)
-        for name, examples in splits.items()
-    }
+    splits: dict[str, list[Example]], encode: Callable[[Example], list[int]], context: int | None,
+    new_tokens: int, policy: str, report: dict[str, Any],
+) -> dict[str, list[Example]]:  # fmt: skip
+    """:func:`fit_to_context` on each split (``policy``: the ``prompt_overflow`` key)."""
+    return {name: fit_to_context(examples, encode, context, new_tokens, policy, name, report) for name, examples in splits.items()}
 
 
 def write_data_report(output_dir: str | Path | None, report: dict[str, Any]) -> None:

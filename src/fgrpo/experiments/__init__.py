@@ -5,12 +5,14 @@ expands it into (method, seed) runs, executes each in its own subprocess, evalua
 with the same ``fgrpo eval`` code on the same test examples, and writes ``results.md``,
 ``results.json``, ``runs.csv`` and three plots to ``output_dir`` (``docs/compare.md``).
 One module per job, each importing only those above it in this list (but for
-:meth:`.spec.CompareConfig.validate`, which expands the experiment, importing :mod:`.expand`
-when it runs):
+:func:`.spec.load_compare_config`, which expands the experiment to check every run's config,
+importing :mod:`.expand` when it runs). The command is :mod:`fgrpo.commands.compare`; the
+experiment file's dataclasses (``CompareConfig``, ``MethodSpec``) live with every other
+command's config in :mod:`fgrpo.config.commands`.
 
 * :mod:`.stats`: mean and 95% Student-t interval over seeds, paired differences.
 * :mod:`.digest`: the fingerprint of what a run computes (the resume cache key).
-* :mod:`.spec`: the experiment file (``CompareConfig``, ``MethodSpec``) and one run (``RunSpec``).
+* :mod:`.spec`: loading the experiment file and one run (``RunSpec``).
 * :mod:`.expand`: the experiment into runs, one rule per method kind.
 * :mod:`.plots`: the curves from each RL run's ``metrics.jsonl``.
 * :mod:`.report`: results.md, results.json, runs.csv.

@@ -7,9 +7,9 @@ digest of the run it warm-starts from (a redone warm start makes the runs from i
 plus :data:`DIGEST_VERSION`.
 
 Which fields are bookkeeping is decided on the field, per config class, because one name can
-mean two things: ``batch_size`` of :class:`~fgrpo.evaluation.command.EvalConfig` is how many
+mean two things: ``batch_size`` of :class:`~fgrpo.config.commands.EvalConfig` is how many
 prompts greedy decoding reads at once (bookkeeping), while ``batch_size`` of
-:class:`~fgrpo.trainer.config.SFTConfig` is the SFT training batch, which changes the model
+:class:`~fgrpo.config.commands.SFTConfig` is the SFT training batch, which changes the model
 (in the fingerprint).
 """
 

@@ -33,9 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from fgrpo.config import ConfigError, build_config, check_values
-from fgrpo.evaluation.command import EvalConfig
-from fgrpo.experiments.spec import CompareConfig, MethodSpec, RunSpec
-from fgrpo.trainer.config import DataOptions, ModelOptions, SFTConfig, TrainConfig
+from fgrpo.config.commands import (
+    CompareConfig,
+    DataOptions,
+    EvalConfig,
+    MethodSpec,
+    ModelOptions,
+    SFTConfig,
+    TrainConfig,
+)
+from fgrpo.experiments.spec import RunSpec
 
 TRAINED_KINDS = ("train", "sft")  # one training run whose model a later method can start from
 SEEDED_KINDS = (*TRAINED_KINDS, "decoupled_sft")  # trained per seed

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fgrpo.config.commands import TrainConfig
 from fgrpo.experiments.spec import CompareConfig, RunSpec
 from fgrpo.experiments.stats import mean_ci95
-from fgrpo.trainer.config import TrainConfig
 
 
 @dataclass

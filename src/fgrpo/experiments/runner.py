@@ -132,10 +132,14 @@ def materialize_toy(spec: RunSpec) -> None:
     split_file = folder / f"{spec.eval_cfg.split}.jsonl"
     if split_file.is_file():
         return
+    from fgrpo.config.commands import TRAINED_METHODS
     from fgrpo.data.schema import write_jsonl
-    from fgrpo.evaluation.command import load_split
+    from fgrpo.data.splits import ToyTask, eval_splits
 
-    examples, train = load_split(spec.toy_source)
+    src = spec.toy_source
+    toy = ToyTask(src.toy_pool_size, src.toy_max_relevant, src.seed)
+    examples, train = eval_splits(src.dataset, src.split, limit=src.limit, fitted=src.method in TRAINED_METHODS,
+                                  skip_invalid=src.skip_invalid_rows, toy=toy)  # fmt: skip
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -21,57 +21,16 @@ from fgrpo.config import (
     ConfigError,
     build_config,
     check_values,
-    option,
     parse_overrides,
     read_yaml_mapping,
 )
-from fgrpo.evaluation.command import EvalConfig
+from fgrpo.config.commands import (
+    CompareConfig,
+    EvalConfig,
+    SFTConfig,
+    TrainConfig,
+)
 from fgrpo.experiments.digest import config_digest
-from fgrpo.trainer.config import SFTConfig, TrainConfig
-
-Kind = Literal["train", "sft", "scorer", "model", "zeroshot", "decoupled_sft"]
-
-
-@dataclass
-class MethodSpec:
-    """One entry of ``methods:`` in an experiment file."""
-
-    name: str = option("", "Row name in the results (unique); a sweep appends [key=value, ...].")
-    kind: Kind = option("train", "train: `fgrpo train` then eval; sft: `fgrpo sft` then eval; scorer: `fgrpo eval method=...` (random, popularity, bm25, dense, sasrec, gru4rec); model: evaluate an existing model folder; zeroshot: an untrained model with the zero-shot prompt, one answer (method zeroshot) or two (method two_step); decoupled_sft: `fgrpo sft target=slate` and `target=rank` (each with the same SFT budget), then eval method=two_step of the pair.")
-    overrides: dict[str, Any] = option({}, "Keys of the command's config: TrainConfig (train, over `base`), SFTConfig (sft and decoupled_sft, over the model/data keys of `base`), EvalConfig (scorer: `method`, default the name; model: `model`, the folder; zeroshot: `model`, default base's, and `method`, zeroshot or two_step).")
-    sweep: dict[str, Any] = option({}, "key -> list of values: one method per combination (cartesian product), e.g. {rank_weight: [0.5, 1, 2]}.")
-    warm_start: str | None = option(None, "train/sft/decoupled_sft only: name of an earlier train/sft method whose model (same seed) this one starts from (decoupled_sft: both of its models).")
-    seeds: list[int] | None = option(None, "Seeds of this method (null: all seeds for train/sft/decoupled_sft and the seeded scorers random/sasrec/gru4rec; the first seed only for deterministic ones).")
-    eval: dict[str, Any] = option({}, "EvalConfig keys for this method's evaluation, over the experiment's `eval`.")
-
-
-@dataclass
-class CompareConfig:
-    """``fgrpo compare``: methods x seeds with equal budgets, one results table and plots."""
-
-    output_dir: str = option("runs/compare", "Where runs/<method>/seed<k>/, results.md, results.json, runs.csv and the plots are written.")
-    seeds: list[int] = option([0, 1, 2], "Training seeds; each trained (and seeded scorer) method runs once per seed.")
-    base: dict[str, Any] = option({}, "`fgrpo train` keys shared by every trained method (the equal budget: max_steps, group_size, prompts_per_step, learning_rate, model...); its model/data keys also reach sft methods and evaluations.")
-    methods: list[dict[str, Any]] = option([], "The methods: a list of {name, kind, overrides, sweep, warm_start, seeds, eval} (see docs/compare.md).")
-    eval: dict[str, Any] = option({}, "`fgrpo eval` keys for every evaluation (split, limit, max_new_tokens, batch_size, ...); dataset, max_slate/max_rank and toy keys come from `base`.")
-    poll_seconds: float = option(0.2, "How often a run's resident memory is sampled (seconds).")
-    reward_smoothing: int = option(0, "Moving-average window (steps) of the reward curves (0: about 1/20 of the steps).")
-    stop_on_failure: bool = option(False, "Stop at the first failed run (false: record it, go on, exit 1 at the end).")
-
-    def validate(self) -> None:
-        if not self.seeds:
-            raise ValueError("key 'seeds' must list at least one seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"key 'seeds' has repeats: {self.seeds}")
-        if not self.methods:
-            raise ValueError("key 'methods' must list at least one method")
-        if self.poll_seconds <= 0:
-            raise ValueError("key 'poll_seconds' must be > 0")
-        if self.reward_smoothing < 0:
-            raise ValueError("key 'reward_smoothing' must be >= 0")
-        from fgrpo.experiments.expand import expand_runs  # expand builds on this module's classes
-
-        expand_runs(self)  # every run's command config is built now, so a typo fails before hours of training
 
 
 @dataclass
@@ -168,6 +127,13 @@ def load_compare_config(path: str | Path, overrides: list[str] | None = None) ->
         if extra:  # merged key by key, so base.max_steps=3 keeps the rest of base
             values[head] = {**values.get(head, {}), **extra}
     where = f"{path} + command line" if overrides else str(path)
-    return build_config(CompareConfig, values, where)
+    cfg = build_config(CompareConfig, values, where)
+    from fgrpo.experiments.expand import expand_runs  # expand builds on this module's classes
+
+    try:  # every run's command config is built now, so a typo fails before hours of training
+        expand_runs(cfg)
+    except ValueError as e:  # ConfigError too: prefixed with the file, as build_config does
+        raise ConfigError(f"{where}: {e}") from e
+    return cfg
 
 

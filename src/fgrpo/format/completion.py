@@ -148,7 +148,7 @@ def _parse_items(
 
 
 def parse_completion(
-    text: str, num_candidates: int, max_slate: int = 10, max_rank: int = 5, labels: list[str] | None = None
+    text: str, num_candidates: int, max_slate: int, max_rank: int, labels: list[str] | None = None
 ) -> ParsedCompletion:
     """Parse a completion strictly; never raises (see the module docstring for error kinds).
 

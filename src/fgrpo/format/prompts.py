@@ -108,8 +108,8 @@ def _instructions(phase: Phase, style: Style, goal: str, max_slate: int, max_ran
 
 def prompt_text(
     example: Example,
-    max_slate: int = 10,
-    max_rank: int = 5,
+    max_slate: int,
+    max_rank: int,
     *,
     phase: Phase = "both",
     slate: list[int] | None = None,
@@ -142,8 +142,8 @@ def prompt_text(
 def render_prompt(
     tokenizer: Any,
     example: Example,
-    max_slate: int = 10,
-    max_rank: int = 5,
+    max_slate: int,
+    max_rank: int,
     *,
     phase: Phase = "both",
     slate: list[int] | None = None,
@@ -171,8 +171,8 @@ def render_prompt(
 def encode_prompt(
     tokenizer: Any,
     example: Example,
-    max_slate: int = 10,
-    max_rank: int = 5,
+    max_slate: int,
+    max_rank: int,
     *,
     phase: Phase = "both",
     slate: list[int] | None = None,

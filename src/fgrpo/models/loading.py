@@ -65,3 +65,13 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str
     ]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def load_trained(name: str, dtype: str = "float32") -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) of a trained model folder (or a builtin resolved to
+    its folder, or a hub id): what evaluation and :class:`fgrpo.ranker.Ranker` decode with."""
+    from transformers import AutoModelForCausalLM
+
+    path = model_path(name)
+    model = from_pretrained(AutoModelForCausalLM, path, dtype=DTYPES[dtype])
+    return model.eval(), load_tokenizer(path)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fgrpo.models.answer_format import write_answer_format
+
 STATE_FILE = "trainer_state.json"
 WARMUP = "warmup"  # checkpoints/warmup: the model at the start of RL
 
@@ -61,10 +63,12 @@ def save_checkpoint(
     barrier: Callable[[], None] = lambda: None,
     model_state: dict[str, Any] | None = None,
     optimizer_state: dict[str, Any] | None = None,
+    answer_format: dict[str, Any] | None = None,
 ) -> Path:
     """Called by every process: each writes its own RNG state, the main one the rest.
     ``model_state`` / ``optimizer_state``: full state dicts gathered from a sharded model
-    and optimizer (fgrpo/trainer/sharded.py), written instead of the objects' own."""
+    and optimizer (fgrpo/trainer/sharded.py), written instead of the objects' own.
+    ``answer_format``: the model folder's ``fgrpo.json`` (None: none, e.g. LoRA adapters)."""
     root = _ckpt_root(output_dir)
     if process_index == 0:
         check_finite(model.state_dict() if model_state is None else model_state, f"checkpoint of step {step}")
@@ -72,6 +76,8 @@ def save_checkpoint(
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp / "model", state_dict=model_state)
         tokenizer.save_pretrained(tmp / "model")
+        if answer_format is not None:
+            write_answer_format(tmp / "model", answer_format)
         torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))

@@ -7,12 +7,12 @@ it counts, for the way fgrpo's trainer works:
 - model states per strategy: ``ddp`` (every GPU holds everything: the trainer's own
   gradient all-reduce), ``fsdp`` (FSDP2 full shard: parameters, gradients and AdamW
   states split over the GPUs; one layer gathered at a time, plus the next one prefetched),
-  ``zero2`` (DeepSpeed ZeRO-2: 16-bit parameters replicated, gradients and float32
+  ``deepspeed`` (DeepSpeed ZeRO-2: 16-bit parameters replicated, gradients and float32
   master weights + AdamW states split; the ZeRO paper's count). All three run in the
   trainer (docs/scale-out.md);
 - training activations of ONE micro-batch: the trainer runs forward and backward one
   prompt group (G completions) at a time, so a step's other groups never coexist. Under
-  ``fsdp`` and ``zero2`` the training forward repeats the prompt for every completion
+  ``fsdp`` and ``deepspeed`` the training forward repeats the prompt for every completion
   (one model call per micro-batch, fgrpo/trainer/sharded.py), whatever
   ``share_prompt_prefix`` says;
 - the log-softmax over the vocabulary for that group's completion tokens;
@@ -31,7 +31,8 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 GIB = 2**30
-STRATEGIES = ("ddp", "fsdp", "zero2")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")  # the launch names of fgrpo.trainer.launch
+STRATEGY_ALIASES = {"zero2": "deepspeed"}  # the dry run's former name of the DeepSpeed (ZeRO-2) estimate
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def model_state_bytes(shape: ModelShape, prec: Precision, strategy: str, num_gpu
         weights = stored // n + 2 * shape.largest_unit_params * gathered  # current unit + prefetched next
         grads = pt * prec.trainable_bytes // n + shape.largest_unit_params * prec.trainable_bytes  # one unit before reduce-scatter
         return weights, grads, 2 * pt * prec.trainable_bytes // n
-    # zero2: DeepSpeed keeps the module in 16 bits under mixed precision, float32 master copies sharded
+    # deepspeed (ZeRO-2): DeepSpeed keeps the module in 16 bits under mixed precision, float32 master copies sharded
     module = 2 if prec.mixed else prec.param_bytes
     optim = 12 * pt if prec.mixed else 2 * pt * prec.trainable_bytes  # float32 master + 2 moments, or 2 moments
     return p * module, pt * module // n, optim // n
@@ -156,7 +157,7 @@ def rollout_kv_bytes(shape: ModelShape, work: Workload, compute_bytes: int, num_
 
 
 def training_workload(work: Workload, strategy: str) -> Workload:
-    """The workload the training forward sees: under an engine (fsdp, zero2) one model call
+    """The workload the training forward sees: under an engine (fsdp, deepspeed) one model call
     per micro-batch, so the prompt is repeated for every completion."""
     return work if strategy == "ddp" else replace(work, share_prompt_prefix=False)
 

@@ -82,7 +82,7 @@ def model_order_target(
     supervised), the slate learns where to *recover* the target from the prefixes greedy
     decoding will actually produce (no exposure bias: a target that is always first in
     training is never looked for again once the first pick misses), and the ranking learns
-    to re-order the written slate. Measured in docs/results.md (issue 13, item 1)."""
+    to re-order the written slate. Measured in docs/results.md ("The one-pass ranker")."""
     if filler_order is None:
         raise ValueError("key 'slate_order': 'model' needs filler_policy=model (the frozen model's order)")
     top = filler_order(example)[:slate_size]

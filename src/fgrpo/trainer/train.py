@@ -1,6 +1,7 @@
-"""``fgrpo train``: the F-GRPO / GRPO recipe.
+"""The F-GRPO / GRPO training step and loop (the ``fgrpo train`` command, which sets a run
+up and builds it, is :mod:`fgrpo.commands.train`).
 
-Reads top to bottom: setup, then per step
+Reads top to bottom: the run's state, then per step
 rollout -> parse -> reward -> advantage -> loss -> optimizer step -> log -> checkpoint.
 F-GRPO and GRPO differ in one line (the advantage estimator); everything else is shared.
 
@@ -14,12 +15,9 @@ does the reduction; what changes then is in fgrpo/trainer/sharded.py.
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import signal
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,38 +29,26 @@ from tqdm.auto import tqdm
 
 from fgrpo.algorithm import core_algos
 from fgrpo.algorithm.rewards import phase_rewards
-from fgrpo.config import save_config
+from fgrpo.config.commands import TrainConfig
 from fgrpo.data.schema import Example
-from fgrpo.data.splits import fit_splits, load_splits, write_data_report
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
 from fgrpo.format.constrained import allowed_masks, decoding_constraint
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.format.spans import decode_completions, phase_masks, slate_token_counts
-from fgrpo.models.loading import add_lora, load_model, load_tokenizer
+from fgrpo.models.answer_format import answer_format, write_answer_format
 from fgrpo.rollout.engine import generate
 from fgrpo.trainer.checkpoint import (
-    STATE_FILE,
     check_finite,
     fsync_tree,
     latest_checkpoint,
-    load_checkpoint,
-    load_model_weights,
     load_warmup,
     publish,
     save_checkpoint,
     save_warmup,
-    warmup_checkpoint,
 )
-from fgrpo.trainer.config import TrainConfig, check_resume_config
 from fgrpo.trainer.forward import completion_logprobs
-from fgrpo.trainer.launch import (
-    SHARDED,
-    LaunchError,
-    check_launch,
-    enable_autocast,
-    precision_warnings,
-)
+from fgrpo.trainer.launch import SHARDED, LaunchError
 from fgrpo.trainer.metrics_log import MetricsLog, read_metrics
 from fgrpo.trainer.schedule import warmup_cosine
 from fgrpo.trainer.sft import supervised_steps
@@ -70,9 +56,6 @@ from fgrpo.trainer.sharded import (
     clip_grad_norm,
     full_params,
     full_state_dicts,
-    make_accelerator,
-    prepare,
-    resume_fsdp,
 )
 
 
@@ -123,88 +106,6 @@ class Run:
     ref_model: Any = None
     strategy: str = "single"  # from launch.check_launch; 'fsdp' / 'deepspeed': the engine owns model and optimizer
     prompt_cache: dict[str, list[int]] = field(default_factory=dict)
-
-
-def setup(cfg: TrainConfig, resume: bool = False) -> Run:
-    strategy = check_launch(cfg)  # unsupported launches refused here, before anything is built
-    accelerator = make_accelerator(strategy)
-    if strategy in SHARDED and cfg.prompts_per_step % accelerator.num_processes:
-        # an engine reduces inside every backward: processes with more prompt groups than
-        # others would wait forever for a partner in their extra reductions
-        raise LaunchError(f"under {strategy}, prompts_per_step ({cfg.prompts_per_step}) must be a multiple of the "
-                          f"number of processes ({accelerator.num_processes})")
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.output_dir)
-    if resume:
-        check_resume_config(cfg, out / "config.yaml")  # before it is overwritten
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-
-    data_report: dict[str, Any] = {}
-    train, valid = load_splits(cfg, data_report)
-    tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers).to(accelerator.device)
-    fitted = fit_splits(cfg, tokenizer, model, {"train": train, "valid": valid}, cfg.max_new_tokens, data_report)
-    train, valid = fitted["train"], fitted["valid"]
-    write_data_report(out if accelerator.is_main_process else None, data_report)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    if cfg.mixed_precision == "bf16":  # before the reference copy and LoRA, which then share it
-        enable_autocast(model, torch.bfloat16, accelerator.device.type)
-    log = MetricsLog(out, tensorboard=cfg.tensorboard) if accelerator.is_main_process else None
-    if log:
-        log.note(f"launch: {strategy}, {accelerator.num_processes} process(es), {accelerator.device.type}")
-        for message in precision_warnings(cfg):
-            warnings.warn(message, stacklevel=2)
-            log.note(message)
-
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None and strategy == "deepspeed":
-        raise LaunchError(f"--resume of a DeepSpeed run is not implemented (no optimizer state is saved); "
-                          f"start a new run from its weights: model={ckpt / 'model'}")
-    warm = warmup_checkpoint(out) if resume and cfg.sft_warmup_steps > 0 else None
-    start_step = int(json.loads((ckpt / STATE_FILE).read_text())["step"]) if ckpt is not None else 0
-    if log and resume:
-        log.keep(resumed_rows(start_step, warmup_kept=warm is not None or ckpt is not None))
-    if cfg.sft_warmup_steps > 0:  # before the reference copy and LoRA: both start from the warmed-up model
-        warm_up(cfg, model, tokenizer, train, accelerator, log, warm, relog=ckpt is None)
-    ref_model = None
-    if cfg.kl_beta > 0 and not cfg.use_lora:  # with LoRA the reference is the base with adapters off
-        import copy
-
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    if cfg.use_lora:
-        model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
-    )
-    scheduler = make_scheduler(optimizer, cfg)  # on the bare AdamW: it sets the lr the engine's optimizer uses
-    if strategy in SHARDED:
-        if ckpt is not None:  # full weights into the full model, before it is sharded
-            load_model_weights(model, ckpt / "model")
-        model, optimizer = prepare(accelerator, strategy, model, optimizer, cfg.group_size)
-    run = Run(cfg, model, tokenizer, optimizer, scheduler, train, valid, accelerator, log, ref_model=ref_model, strategy=strategy)
-    if ckpt is not None and strategy == "fsdp":
-        state = resume_fsdp(run, ckpt)
-    elif ckpt is not None:
-        launch = json.loads((ckpt / STATE_FILE).read_text()).get("launch")
-        if launch == "fsdp":  # its optimizer state is keyed by name
-            raise LaunchError(f"{ckpt} was written by an FSDP run; resume it with the same launch")
-        if launch == "deepspeed":  # its optimizer.pt is empty: AdamW would fail on a missing key
-            raise LaunchError(f"{ckpt} was written by a DeepSpeed run, which saves no optimizer state; "
-                              f"start a new run from its weights: model={ckpt / 'model'}")
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, accelerator.process_index)
-    if ckpt is not None:
-        run.start_step = int(state["step"])
-        if log:
-            log.note(f"resumed from {ckpt} at step {run.start_step}")
-    return run
 
 
 def warm_up(
@@ -484,39 +385,6 @@ def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]
 # ------------------------------------------------------------------ the loop
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Raises TrainingInterrupted after a signal (a checkpoint saved), TrainingStopped when
-    the run ends on non-finite steps (no final model written)."""
-    # Ctrl-C / SIGTERM: finish the current step (or the whole SFT warm-up), save, exit with
-    # 128 + the signal; a second one aborts. Installed before setup, which runs the warm-up.
-    stop: dict[str, int | None] = {"signal": None}
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if stop["signal"] is not None:
-            raise KeyboardInterrupt
-        stop["signal"] = signum
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run = setup(cfg, resume)
-        step, bad_steps, saved = loop(run, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    out = Path(cfg.output_dir)
-    if bad_steps > 0:  # the last updates were skipped: the run did not reach max_steps good steps
-        raise TrainingStopped(f"the last {bad_steps} step(s) had a non-finite loss, gradient or update (last at "
-                              f"step {step}); no final model written. The last good checkpoint is {latest_checkpoint(out)}")
-    if stop["signal"] is not None and step < cfg.max_steps:
-        name = signal.Signals(stop["signal"]).name
-        where = f"checkpoint of step {saved}" if saved > 0 else "the start of RL" + (" (warm-up saved)" if cfg.sft_warmup_steps else "")
-        raise TrainingInterrupted(f"interrupted by {name} at step {step}; resume with --resume from the {where}", stop["signal"])
-    model_sd, _ = full_state_dicts(run)  # every process takes part under FSDP
-    if run.accelerator.is_main_process:
-        save_final_model(run, out / "model", model_sd)
-    return out
-
-
 def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
     """The RL steps until max_steps or a stop request; returns (steps done, consecutive
     skipped steps at the end, the step whose state is on disk)."""
@@ -569,7 +437,14 @@ def checkpoint(run: Run, step: int) -> None:
         run.cfg.output_dir, step, acc.unwrap_model(run.model) if run.strategy in SHARDED else run.model, run.tokenizer, run.optimizer, run.scheduler,
         {"seed": run.cfg.seed, "num_processes": acc.num_processes, "launch": run.strategy}, run.cfg.keep_last,
         process_index=acc.process_index, barrier=acc.wait_for_everyone, model_state=model_sd, optimizer_state=optim_sd,
+        answer_format=None if run.cfg.use_lora else trained_format(run),
     )
+
+
+def trained_format(run: Run) -> dict[str, Any]:
+    """The ``fgrpo.json`` of the model this run trains (the standard prompt, its limits)."""
+    cfg = run.cfg
+    return answer_format(run.tokenizer, cfg.max_slate, cfg.max_rank, "standard", cfg.max_new_tokens)
 
 
 def validate(run: Run) -> dict[str, float]:
@@ -607,5 +482,6 @@ def save_final_model(run: Run, folder: Path, state_dict: dict[str, torch.Tensor]
     last = [r for r in read_metrics(metrics_file) if "reward/slate" in r][-1:] if metrics_file.is_file() else []
     summary = {k: v for k, v in (last[0] if last else {}).items() if k.startswith(("reward/", "format/", "valid/")) or k == "step"}
     write_model_card(tmp, run.cfg, training=f"{run.cfg.advantage_estimator} (fgrpo train)", metrics=summary)
+    write_answer_format(tmp, trained_format(run))
     fsync_tree(tmp)
     publish(tmp, folder)

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgrpo.commands.inputs import train_valid
 from fgrpo.config import ConfigError
+from fgrpo.config.commands import TrainConfig
 from fgrpo.trainer import memory
-from fgrpo.trainer.config import TrainConfig
 from fgrpo.trainer.launch import precision_warnings
 
 DEFAULT_PROMPT_TOKENS = 1024
 MEASURED_PROMPTS = 5000  # training prompts tokenized to find the longest (and those over the context)
 RUNS_IN_TRAINER = {"ddp": "runs (gradient all-reduce)", "fsdp": "runs (accelerate FSDP2; run on CPU only)",
-                   "zero2": "runs (accelerate DeepSpeed; 1 CPU process only)"}
+                   "deepspeed": "runs (accelerate DeepSpeed; 1 CPU process only)"}
 
 
 @dataclass
@@ -59,7 +60,7 @@ def plan_from_accelerate_config(path: str | Path, cfg: TrainConfig) -> LaunchPla
         if reshard not in (True, "FULL_SHARD", "true"):
             plan.problems.append(f"{path}: FSDP without full sharding ({reshard!r}); the estimate is for full shard")
     elif kind == DistributedType.DEEPSPEED:
-        plan.strategy = "zero2"
+        plan.strategy = "deepspeed"
         stage = int(acc.deepspeed_config.get("zero_stage", -1))
         if stage != 2:
             plan.problems.append(f"{path}: DeepSpeed zero_stage {stage}; the estimate is for ZeRO-2")
@@ -146,6 +147,7 @@ def dry_run(
     # launch
     plan = plan_from_accelerate_config(accelerate_config, cfg) if accelerate_config else LaunchPlan()
     if strategy:
+        strategy = memory.STRATEGY_ALIASES.get(strategy, strategy)
         plan.strategy, plan.source = strategy, f"{plan.source}; strategy from --strategy"
     if num_gpus:
         plan.num_gpus, plan.source = num_gpus, f"{plan.source}; GPUs from --num-gpus"
@@ -160,9 +162,7 @@ def dry_run(
     # data
     train: list[Any] = []
     if cfg.dataset == "toy" or Path(cfg.dataset).is_dir():
-        from fgrpo.data.splits import load_splits
-
-        train, valid = load_splits(cfg)  # a malformed row raises DataError, naming file and line
+        train, valid = train_valid(cfg)  # a malformed row raises DataError, naming file and line
         echo(f"data: {len(train)} train / {len(valid)} valid examples from {cfg.dataset} (every row validated)")
     else:
         notes.append(f"dataset folder {cfg.dataset} not found here: a real run would stop at loading it")

@@ -1,4 +1,7 @@
-"""``fgrpo sft``: supervised warm start, saved as a normal Hugging Face model folder."""
+"""``fgrpo sft``: supervised warm start, saved as a normal Hugging Face model folder.
+
+config -> set up (seed, threads, output folder, config) -> build (data, model, filler
+order) -> run (:func:`fgrpo.trainer.sft.supervised_steps`) -> write (the model folder)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from fgrpo.config import save_config
-from fgrpo.data.splits import fit_splits, load_splits, write_data_report
-from fgrpo.trainer.config import SFTConfig
+from fgrpo.commands.inputs import answer_limits, fit_prompts, train_valid
+from fgrpo.commands.setup import setup_run
+from fgrpo.config.commands import SFTConfig
+from fgrpo.data.splits import write_data_report
+from fgrpo.models.answer_format import answer_format, check_answer_format, write_answer_format
 from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
 
 
@@ -62,36 +65,37 @@ def sft_target_budget(cfg: SFTConfig) -> int:
 
 
 def run_sft(cfg: SFTConfig) -> Path:
+    """Train, then write ``output_dir/model`` (weights, tokenizer, card, fgrpo.json)."""
     from fgrpo.models.card import write_model_card
+    from fgrpo.models.dropout import hidden_dropout
     from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 
-    torch.manual_seed(cfg.seed)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    out = setup_run(cfg)
     report: dict[str, Any] = {}
-    train, _ = load_splits(cfg, report)
+    train, _ = train_valid(cfg, report)
+    check_answer_format(cfg.model, answer_limits(cfg))  # a model folder that says how it answers
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
     # the target follows the prompt: up to slate_size + max_rank items, ~4 tokens each, plus tags
-    train = fit_splits(cfg, tokenizer, model, {"train": train}, sft_target_budget(cfg), report)["train"]
+    train = fit_prompts(cfg, tokenizer, model, {"train": train}, sft_target_budget(cfg), report)["train"]
     write_data_report(out, report)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    supervised_steps(
-        model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
-        cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
-        filler_order(cfg.filler_policy, train, model, tokenizer), cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
-        target=cfg.target, constrained_loss=cfg.constrained_loss,
-    )
+    fillers = filler_order(cfg.filler_policy, train, model, tokenizer)  # a frozen copy, before any hook
+    with hidden_dropout(model, cfg.hidden_dropout):
+        supervised_steps(
+            model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
+            cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
+            fillers, cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+            target=cfg.target, constrained_loss=cfg.constrained_loss,
+        )
     if cfg.use_lora:
         model = model.merge_and_unload()
     folder = out / "model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     write_model_card(folder, cfg, training="supervised warm start (fgrpo sft)" if cfg.target == "both" else f"decoupled SFT, target={cfg.target} (fgrpo sft)")
+    write_answer_format(folder, answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg)))
     return folder
