@@ -22,7 +22,13 @@ from fgrpo.experiments.expand import expand_runs
 from fgrpo.experiments.plots import read_curves
 from fgrpo.experiments.runner import report_compare, run_compare, run_measured
 from fgrpo.experiments.spec import load_compare_config
-from fgrpo.experiments.stats import format_mean_ci, mean_ci95, paired_differences, t_quantile_975
+from fgrpo.experiments.stats import (
+    format_mean_ci,
+    mean_ci95,
+    paired_differences,
+    rollouts_to_reach,
+    t_quantile_975,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -295,6 +301,23 @@ def test_read_curves_skips_warmup_dedupes_resume_and_counts_seconds(tmp_path: Pa
     assert c.valid_seconds == [0.0, pytest.approx(2 * 1.0 + 2 * 0.5)]
 
 
+def test_rollouts_to_reach_hand_worked() -> None:
+    steps, values = [0, 50, 100, 150, 200], [0.60, 0.62, 0.70, 0.68, 0.72]
+    # 95% of the last value: 0.684; the warm start (0.60) is below it, step 100 (0.70) is the first above
+    assert rollouts_to_reach(steps, values, 128) == 100 * 128
+    # 95% of the gain 0.12 over 0.60: 0.714; only step 200 reaches it
+    assert rollouts_to_reach(steps, values, 128, of="gain") == 200 * 128
+    assert rollouts_to_reach(steps, values, 128, fraction=0.5, of="gain") == 100 * 128  # 0.66
+    # a warm start already at 95% of the end: 0 rollouts; a curve ending below its start: no gain
+    assert rollouts_to_reach([0, 100], [0.72, 0.73], 128) == 0
+    assert rollouts_to_reach([0, 100, 200], [0.72, 0.75, 0.71], 128, of="gain") is None
+    assert rollouts_to_reach([], [], 128) is None
+    with pytest.raises(ValueError, match="'final' or 'gain'"):
+        rollouts_to_reach(steps, values, 128, of="best")
+    with pytest.raises(ValueError, match="5 steps but 4 values"):
+        rollouts_to_reach(steps, values[:4], 128)
+
+
 def test_report_only_aggregates_finished_runs_by_hand(tmp_path: Path) -> None:
     exp = {"output_dir": str(tmp_path / "out"), "seeds": [0, 1, 2], "base": TINY_BASE,
            "methods": [{"name": "fgrpo"}, {"name": "random", "kind": "scorer"}]}  # fmt: skip
@@ -324,6 +347,13 @@ def test_report_only_aggregates_finished_runs_by_hand(tmp_path: Path) -> None:
     with outcome.files["runs.csv"].open() as fh:
         status = {(r["method"], r["seed"]): r["status"] for r in csv.DictReader(fh)}
     assert status[("fgrpo", "2")] != "done" and status[("random", "2")] == "done"
+    # both finished fgrpo seeds: valid 0.2 -> 0.3 -> 0.4 at steps 0-2, 2 x 2 = 4 rollouts a step;
+    # 95% of the last (0.38) and of the gain (0.39) are both first reached at step 2: 8 rollouts
+    eff = md.split("## Sample efficiency")[1].split("\n## ")[0]
+    row = next(line for line in eff.splitlines() if line.startswith("| fgrpo "))
+    assert [c.strip() for c in row.split("|")[1:-1]] == ["fgrpo", "2", "0.200 ± 0.000", "0.400 ± 0.000", "0.200 ± 0.000", "2/2", "8 ± 0", "8 ± 0"]
+    saved = json.loads(outcome.files["results.json"].read_text())["sample_efficiency"]["fgrpo"]
+    assert saved["seeds"] == [0, 1] and saved["to_95_final"] == [8, 8] and saved["to_95_gain"] == [8, 8]
     assert all(outcome.files[f].stat().st_size > 0 for f in ("curves_rewards.png", "curves_valid_ndcg.png", "sample_efficiency.png"))
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fgrpo.experiments.plots import write_plots
+from fgrpo.config.commands import TrainConfig
+from fgrpo.experiments.plots import read_curves, write_plots
 from fgrpo.experiments.spec import CompareConfig, RunSpec, budget_text
-from fgrpo.experiments.stats import format_mean_ci, mean_ci95
+from fgrpo.experiments.stats import format_mean_ci, mean_ci95, rollouts_to_reach
 
 
 @dataclass
@@ -74,6 +75,57 @@ def summarize(specs: Sequence[RunSpec], records: dict[tuple[str, int], dict[str,
     return out
 
 
+def sample_efficiency(specs: Sequence[RunSpec], records: dict[tuple[str, int], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per RL method: each finished seed's greedy valid NDCG@5 curve (from metrics.jsonl) read as
+    the warm start (step 0), the last value, and the rollouts to 95% of the last value and to
+    95% of the gain over the warm start (:func:`rollouts_to_reach`); mean and CI over seeds."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if spec.kind != "train" or (spec.method, spec.seed) not in records:
+            continue
+        c = spec.train_cfg
+        assert isinstance(c, TrainConfig)
+        cur = read_curves(Path(c.output_dir) / "metrics.jsonl", c.prompts_per_step * c.group_size)
+        if not cur.valid_steps or cur.valid_steps[0] != 0:
+            continue  # no curve, or none from the warm start
+        e = out.setdefault(spec.method, {"seeds": [], "start": [], "final": [], "to_95_final": [], "to_95_gain": []})
+        e["seeds"].append(spec.seed)
+        e["start"].append(cur.valid_ndcg[0])
+        e["final"].append(cur.valid_ndcg[-1])
+        for of in ("final", "gain"):
+            e[f"to_95_{of}"].append(rollouts_to_reach(cur.valid_steps, cur.valid_ndcg, cur.rollouts_per_step, of=of))
+    return out
+
+
+def sample_efficiency_markdown(eff: dict[str, dict[str, Any]]) -> list[str]:
+    """The sample-efficiency table of results.md (empty when no RL run has a valid curve)."""
+    if not eff:
+        return []
+    rows = []
+    for name, e in eff.items():
+        gains = [f - s for f, s in zip(e["final"], e["start"], strict=True)]
+        reached = [r for r in e["to_95_gain"] if r is not None]
+        rows.append([
+            name, str(len(e["seeds"])), format_mean_ci(*mean_ci95(e["start"])), format_mean_ci(*mean_ci95(e["final"])),
+            format_mean_ci(*mean_ci95(gains)), f"{sum(g > 0 for g in gains)}/{len(gains)}",
+            format_mean_ci(*mean_ci95([float(r) for r in e["to_95_final"]]), 0),
+            format_mean_ci(*mean_ci95([float(r) for r in reached]), 0) if reached else "-",
+        ])  # fmt: skip
+    header = ["method", "n", "valid NDCG@5 at step 0", "at the last step", "gain", "seeds with a gain",
+              "rollouts to 95% of last", "rollouts to 95% of gain (seeds with a gain)"]  # fmt: skip
+    return [
+        "## Sample efficiency (greedy valid NDCG@5 of the RL runs' own evaluations)",
+        "",
+        _md_table(header, rows, 1),
+        "",
+        "Rollouts to 95% of last: the first evaluation at or above 95% of the curve's last value "
+        "(0 when the warm start is already there). Rollouts to 95% of gain: the first evaluation at "
+        "or above start + 95% of (last - start), over the seeds whose curve ends above its start. "
+        "The valid users are the RL config's `eval_limit` (a subset of the valid split).",
+        "",
+    ]
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "".join("---:|" if i >= align_right_from else "---|" for i in range(len(header)))]  # fmt: skip
@@ -82,7 +134,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_
 
 
 def results_markdown(
-    cfg: CompareConfig, summary: dict[str, dict[str, Any]], keys: Sequence[str], failures: Sequence[str], split: str = "test"
+    cfg: CompareConfig,
+    summary: dict[str, dict[str, Any]],
+    keys: Sequence[str],
+    failures: Sequence[str],
+    split: str = "test",
+    efficiency: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """``results.md``: the metric table (mean ± 95% CI over seeds), the cost table, the plots."""
     n_test = next((int(e["metrics"]["num_examples"]["mean"]) for e in summary.values() if e["n"]), 0)
@@ -135,6 +192,9 @@ def results_markdown(
         "torch_threads=1 it is close to the wall-clock of an idle machine). Peak RSS: the largest "
         "resident memory of any run's process tree.",
         "",
+    ]
+    parts += sample_efficiency_markdown(efficiency or {})
+    parts += [
         "## Plots",
         "",
         "- `curves_rewards.png`: mean reward of each phase per RL step (moving average), mean over seeds, band = 95% CI",
@@ -164,9 +224,10 @@ def write_results(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: Compare
         "results.json": out / "results.json",
         "runs.csv": out / "runs.csv",
     }
-    files["results.md"].write_text(results_markdown(cfg, summary, keys, outcome.failures, split))
+    efficiency = sample_efficiency(specs, outcome.records)
+    files["results.md"].write_text(results_markdown(cfg, summary, keys, outcome.failures, split, efficiency))
     files["results.json"].write_text(json.dumps(_finite({
-        "experiment": dataclasses.asdict(cfg), "metric_keys": keys, "methods": summary,
+        "experiment": dataclasses.asdict(cfg), "metric_keys": keys, "methods": summary, "sample_efficiency": efficiency,
         "failures": outcome.failures,
     }), indent=1, default=_json_default))  # fmt: skip
     with files["runs.csv"].open("w", newline="") as fh:

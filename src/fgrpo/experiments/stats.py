@@ -55,9 +55,37 @@ def format_mean_ci(mean: float, half: float | None, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if half is None else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-
 def paired_differences(a: dict[int, float], b: dict[int, float]) -> tuple[list[int], list[float]]:
     """(the seeds both methods ran, in ``a``'s order; ``a[seed] - b[seed]`` for each). The same
     seed means the same warm start, so pairing removes the warm start's share of the seed noise."""
     common = [s for s in a if s in b]
     return common, [a[s] - b[s] for s in common]
+
+
+def rollouts_to_reach(
+    steps: Sequence[int], values: Sequence[float], rollouts_per_step: int, fraction: float = 0.95, of: str = "final"
+) -> int | None:
+    """Rollouts generated until a learning curve first reaches a share of where it ends.
+
+    ``steps`` / ``values``: the evaluated RL steps (ascending, step 0 = the warm start) and the
+    metric there. ``of="final"``: the first step whose value is >= ``fraction`` x the last value
+    (the usual "95% of final" measure; from a warm start already above that share it is 0).
+    ``of="gain"``: the first step whose value is >= start + ``fraction`` x (last - start), the
+    rollouts needed for 95% of what RL added; None when the curve ends at or below its start.
+    Returns ``step x rollouts_per_step``, or None as said.
+    """
+    if len(steps) != len(values):
+        raise ValueError(f"{len(steps)} steps but {len(values)} values")
+    if not steps:
+        return None
+    start, last = values[0], values[-1]
+    if of == "final":
+        target = fraction * last
+    elif of == "gain":
+        if last <= start:
+            return None
+        target = start + fraction * (last - start)
+    else:
+        raise ValueError(f"of must be 'final' or 'gain', got {of!r}")
+    step = next(s for s, v in zip(steps, values, strict=True) if v >= target)
+    return int(step) * rollouts_per_step
