@@ -349,7 +349,14 @@ class PretrainItemsConfig:
 
 
 DatasetName = Literal[
-    "ml100k", "ml1m", "llara", "hotpotqa_distractor", "hotpotqa_ircot", "musique", "gold_retrieved"
+    "ml100k",
+    "ml1m",
+    "llara",
+    "lastfm",
+    "hotpotqa_distractor",
+    "hotpotqa_ircot",
+    "musique",
+    "gold_retrieved",
 ]
 
 
@@ -358,14 +365,21 @@ class PrepareConfig:
     dataset: DatasetName = option(
         "ml100k",
         "ml100k (RecBole atomic files), ml1m (ratings.dat + movies.dat), llara (LLaRA's "
-        "splits exported to JSONL/CSV), hotpotqa_distractor (original JSON), hotpotqa_ircot "
+        "splits exported to JSONL/CSV), lastfm (LLaRA's and S-DPO's LastFM files, pickles "
+        "read safely; see protocol), hotpotqa_distractor (original JSON), hotpotqa_ircot "
         "(IRCoT JSONL), musique (original JSONL/JSON), gold_retrieved (X.json + "
         "X_retrieved_context*.jsonl folder)",
     )
     input_path: str | None = option(
         None,
-        "raw file (QA) or folder (ml100k, ml1m, llara, gold_retrieved); ml100k: null fetches "
-        "it from the recbole==1.2.1 wheel into $FGRPO_CACHE or ~/.cache/fgrpo",
+        "raw file (QA) or folder (ml100k, ml1m, llara, lastfm, gold_retrieved); lastfm: the "
+        "folder holding llara/, napo/, sdpo/ (the layout of ../shared/data/lastfm); ml100k: "
+        "null fetches it from the recbole==1.2.1 wheel into $FGRPO_CACHE or ~/.cache/fgrpo",
+    )
+    protocol: Literal["llara", "sdpo_pools"] = option(
+        "llara",
+        "lastfm: llara (LLaRA's split, our seeded pools: negatives outside the user's whole "
+        "history) or sdpo_pools (S-DPO's fixed valid/test pools as given; train as llara)",
     )
     output_dir: str = option(
         "data/prepared", "folder for train/valid/test.jsonl and manifest.json (relative to cwd)"
@@ -437,6 +451,8 @@ class PrepareConfig:
             raise ValueError("valid_fraction + test_fraction must be < 1 (no training questions)")
         if not 0 < self.dedup_overlap <= 1:
             raise ValueError(f"dedup_overlap must be in (0, 1], got {self.dedup_overlap}")
+        if self.protocol != "llara" and self.dataset != "lastfm":
+            raise ValueError(f"protocol '{self.protocol}' is for dataset lastfm only")
         if self.input_path is None and self.dataset != "ml100k":
             raise ValueError(f"input_path is required for dataset '{self.dataset}'")
         if self.task is not None and not self.task.strip():

@@ -4,8 +4,8 @@ describes them (:func:`make_manifest`). The command (:mod:`fgrpo.commands.prepar
 both.
 
 :func:`build_dataset` dispatches to the matching reader and builder
-(:mod:`fgrpo.data.movielens` + :mod:`fgrpo.data.next_item` for sequential
-recommendation, :mod:`fgrpo.data.qa` + :mod:`fgrpo.data.passages` for multi-hop QA); a missing MovieLens-100K is fetched first (:mod:`fgrpo.data.fetch`). The
+(:mod:`fgrpo.data.movielens` or :mod:`fgrpo.data.lastfm` + :mod:`fgrpo.data.next_item`
+for sequential recommendation, :mod:`fgrpo.data.qa` + :mod:`fgrpo.data.passages` for multi-hop QA); a missing MovieLens-100K is fetched first (:mod:`fgrpo.data.fetch`). The
 manifest records what is needed to trust and reproduce the files: the sha256 of every input
 file, the full config, counts, pool sizes and every skipped or altered record. Nothing in it
 depends on time or machine (input files are named relative to the input folder), so the
@@ -23,11 +23,11 @@ from typing import Any
 
 from fgrpo.config import to_dict
 from fgrpo.config.commands import PrepareConfig
-from fgrpo.data import fetch, movielens, next_item, passages, qa
+from fgrpo.data import fetch, lastfm, movielens, next_item, passages, qa
 from fgrpo.data.common import SPLITS, input_hashes
 from fgrpo.data.schema import DataError, Example
 
-SEQUENTIAL = ("ml100k", "ml1m", "llara")
+SEQUENTIAL = ("ml100k", "ml1m", "llara", "lastfm")
 QA_LOADERS = {
     "hotpotqa_distractor": qa.load_hotpotqa_distractor,
     "hotpotqa_ircot": qa.load_hotpotqa_ircot,
@@ -68,6 +68,31 @@ def _llara_task(folder: Path) -> str:
     )
 
 
+def _build_lastfm(
+    cfg: PrepareConfig, root: Path, knobs: dict[str, Any], stats: dict[str, int]
+) -> BuiltDataset:
+    """LastFM under ``cfg.protocol``: LLaRA's split with our pools, or S-DPO's pools for
+    valid/test (train as under llara, over S-DPO's names)."""
+    task = cfg.task or "music"
+    if cfg.protocol == "llara":
+        rows, titles, files = lastfm.load_llara(root, stats)
+        splits = next_item.build_llara(rows, titles, task=task, **knobs)
+        return BuiltDataset(splits, input_hashes(root, files), task)
+    train, pools, titles, files = lastfm.load_sdpo(root, cfg.pool_size, stats)
+    splits = next_item.build_llara({"train": train}, titles, task=task, **knobs)
+    for split, rows in pools.items():
+        splits[split] = next_item.build_fixed_pools(
+            rows,
+            titles,
+            task=task,
+            split=split,
+            seed=cfg.seed,
+            history_len=cfg.history_len,
+            max_examples=cfg.max_examples,
+        )
+    return BuiltDataset(splits, input_hashes(root, files), task)
+
+
 def _build_sequential(
     cfg: PrepareConfig, stats: dict[str, int]
 ) -> BuiltDataset:
@@ -85,6 +110,8 @@ def _build_sequential(
         skip_invalid=cfg.skip_invalid,
         stats=stats,
     )
+    if cfg.dataset == "lastfm":
+        return _build_lastfm(cfg, root, knobs, stats)
     if cfg.dataset == "llara":
         rows, titles, files = movielens.load_llara(
             root, cfg.llara_padding_id, cfg.skip_invalid, stats

@@ -76,6 +76,9 @@ class LlaraRow:
     seq: list[str]  # history, oldest first, padding removed
     next: str
     where: str
+    user: str | None = None  # when known (LastFM): the user and the target's index in
+    position: int | None = None  # the user's sequence, written to the example's meta
+    seen: tuple[str, ...] = ()  # more of the user's items, kept out of the negatives
 
 
 def id_sort_key(item: str) -> tuple[int, int, str]:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from fgrpo.data.common import SPLITS, bump, subsample_indices
+from fgrpo.data.lastfm import PoolRow
 from fgrpo.data.movielens import Interaction, LlaraRow, RecData, id_sort_key
 from fgrpo.data.schema import Candidate, DataError, Example
 
@@ -185,6 +186,14 @@ def build_sequential(
     return out
 
 
+def _llara_meta(row: LlaraRow, j: int, history: list[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"row": j}
+    if row.user is not None:
+        meta.update(user=row.user, position=row.position)
+    meta["history_ids"] = list(history)
+    return meta
+
+
 def build_llara(
     rows: dict[str, list[LlaraRow]],
     titles: dict[str, str],
@@ -197,7 +206,8 @@ def build_llara(
     skip_invalid: bool = False,
     stats: dict[str, int] | None = None,
 ) -> dict[str, list[Example]]:
-    """Examples from LLaRA's own splits; negatives avoid the row's history and target."""
+    """Examples from LLaRA's own splits; negatives avoid the row's history and target and
+    the user's other items the row knows (``row.seen``)."""
     _check_sizes(pool_size, history_len)
     cat = _Catalogue(titles)
     out: dict[str, list[Example]] = {}
@@ -205,7 +215,7 @@ def build_llara(
         examples = []
         for j in subsample_indices(len(rows.get(split, [])), max_examples, seed, s_idx):
             row = rows[split][j]
-            excl = cat.excluded([*row.seq, row.next])
+            excl = cat.excluded([*row.seq, row.next, *row.seen])
             if len(cat.items) - len(excl) < pool_size - 1:
                 msg = (
                     f"{row.where}: field 'seq': only {len(cat.items) - len(excl)} items lie "
@@ -227,8 +237,40 @@ def build_llara(
                     cat,
                     rng,
                     pool_size,
-                    {"row": j, "history_ids": list(history)},
+                    _llara_meta(row, j, history),
                 )
             )
         out[split] = examples
     return out
+
+
+def build_fixed_pools(
+    rows: list[PoolRow],
+    titles: dict[str, str],
+    *,
+    task: str,
+    split: str,
+    seed: int = 0,
+    history_len: int = 10,
+    max_examples: int | None = None,
+) -> list[Example]:
+    """Examples of pools given with the data (S-DPO's), candidates in their given order:
+    nothing is drawn, so papers that use the same pools compare number for number."""
+    if history_len < 1:
+        raise ValueError(f"history_len must be >= 1, got {history_len}")
+    examples = []
+    for j in subsample_indices(len(rows), max_examples, seed, SPLITS.index(split)):
+        row = rows[j]
+        history = row.history[-history_len:]
+        meta = {"row": j, "user": row.user, "position": row.position, "history_ids": history}
+        examples.append(
+            Example(
+                id=f"{split}-{j}",
+                query=HISTORY_SEP.join(titles[h] for h in history),
+                candidates=[Candidate(c, titles[c]) for c in row.candidates],
+                relevance={row.target: 1},
+                task=task,
+                meta=meta,
+            )
+        )
+    return examples
