@@ -120,14 +120,14 @@ def test_config_refuses_what_has_no_fgrpo_meaning(tmp_path) -> None:
 def test_a_short_trl_run_learns_both_phases(tmp_path) -> None:
     """F-GRPO through TRL raises both phase rewards on the toy task (5-candidate pools)."""
     tok, model, examples = warm_model(sft_steps=500, pool_size=5)
-    tr = trainer(tok, model, examples, tmp_path, prompts_per_step=4, max_steps=40, learning_rate=5e-4)
+    tr = trainer(tok, model, examples, tmp_path, prompts_per_step=4, max_steps=80, learning_rate=3e-4)
     tr.train()
     rows = [r for r in tr.state.log_history if "rewards/slate/mean" in r]
-    assert len(rows) == 40
+    assert len(rows) == 80
 
     def mean(key: str, part: list) -> float:
         return sum(r[key] for r in part) / len(part)
 
-    first, last = rows[:10], rows[-10:]
+    first, last = rows[:16], rows[-16:]  # measured here: slate 0.79 -> 0.89, rank 0.54 -> 0.76
     assert mean("rewards/slate/mean", last) > mean("rewards/slate/mean", first) + 0.05
     assert mean("rewards/rank/mean", last) > mean("rewards/rank/mean", first) + 0.1

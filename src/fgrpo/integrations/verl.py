@@ -257,3 +257,35 @@ def _reward_manager_class() -> type:
             return place_phase_rewards(r_slate, r_rank, n_slate, lengths, width).to(data.batch["responses"].device)
 
     return FGRPORewardManager
+
+
+# ------------------------------------------------------------------ data
+
+
+def verl_rows(examples: list[Any], max_slate: int, max_rank: int, split: str) -> list[dict[str, Any]]:
+    """fgrpo examples -> rows of verl's RL dataset (``data.train_files`` parquet): the chat
+    messages fgrpo prompts with (verl applies the model's chat template to ``prompt``), and
+    the pool's grades as ``reward_model.ground_truth`` (a JSON list; grades[k-1] grades [k])."""
+    from fgrpo.format.prompts import SYSTEM_MESSAGE, prompt_text
+
+    return [
+        {
+            "data_source": f"fgrpo/{ex.task}",
+            "prompt": [{"role": "system", "content": SYSTEM_MESSAGE},
+                       {"role": "user", "content": prompt_text(ex, max_slate, max_rank)}],
+            "ability": "ranking",
+            "reward_model": {"style": "rule", "ground_truth": json.dumps(ex.grades())},
+            "extra_info": {"split": split, "index": i, "id": ex.id, "num_candidates": ex.num_candidates},
+        }  # fmt: skip
+        for i, ex in enumerate(examples)
+    ]
+
+
+def write_verl_parquet(examples: list[Any], path: str, max_slate: int, max_rank: int, split: str) -> int:
+    """Write :func:`verl_rows` as a parquet file (needs pyarrow, which verl installs). Returns the row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = verl_rows(examples, max_slate, max_rank, split)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return len(rows)
