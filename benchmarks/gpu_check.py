@@ -10,8 +10,8 @@ Prints per step: step time, rollout tokens/s, training MFU, and the peak GPU mem
   python benchmarks/gpu_check.py                 # one GPU, < 5 min (H100/H200 class)
   python benchmarks/gpu_check.py --tiny          # the same code with tiny sizes, on CPU (a test runs it)
 
-Prompt length: 1,024 tokens, completion 64 (fgrpo's max_new_tokens): our estimate of a
-50-candidate MovieLens prompt with its history; change them with --prompt-len/--completion-len.
+Prompt length: 536 tokens, the ML-100K prompt of docs/performance.md (SmolLM2 tokenizer);
+completion 64 tokens (fgrpo train's max_new_tokens); change them with --prompt-len/--completion-len.
 Rollout uses transformers' ``generate`` (fgrpo's own rollout engine needs a real tokenizer
 for its stop string); the update uses fgrpo's forward (shared prompt prefix) and core_algos.
 """
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--warmup-steps", type=int, default=1, help="untimed first steps (CUDA kernels, allocator)")
     ap.add_argument("--prompts", type=int, default=None, help="prompts per step (default 4; 1 with --tiny)")
     ap.add_argument("--group-size", type=int, default=8, help="G (paper: 8)")
-    ap.add_argument("--prompt-len", type=int, default=None, help="prompt tokens (default 1024; 32 with --tiny)")
+    ap.add_argument("--prompt-len", type=int, default=None, help="prompt tokens (default 536; 32 with --tiny)")
     ap.add_argument("--completion-len", type=int, default=None, help="completion tokens (default 64; 8 with --tiny)")
     ap.add_argument("--peak-tflops", type=float, default=PEAK_BF16_TFLOPS, help="the device's dense bf16 peak, for MFU")
     ap.add_argument("--seed", type=int, default=0)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tiny = args.tiny
     args.steps = args.steps or (2 if tiny else 4)
     args.prompts = args.prompts or (1 if tiny else 4)
-    args.prompt_len = args.prompt_len or (32 if tiny else 1024)
+    args.prompt_len = args.prompt_len or (32 if tiny else 536)
     args.completion_len = args.completion_len or (8 if tiny else 64)
     if not tiny and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --tiny on CPU")
