@@ -186,3 +186,23 @@ def test_reward_manager_assembles_the_layout(request) -> None:
     scores = list(zip(b["r_slate"].tolist(), b["r_rank"].tolist(), b["n_slate"].tolist(), b["lengths"].tolist(), strict=True))
     tokens = get_reward_manager_cls("fgrpo").assemble_rm_scores(data, scores)
     assert torch.equal(tokens, fv.place_phase_rewards(b["r_slate"], b["r_rank"], b["n_slate"], b["lengths"], L))
+
+
+def test_converter_writes_verls_dataset_rows(tmp_path) -> None:
+    """fgrpo JSONL examples -> verl parquet: chat messages, grades as ground truth, and a
+    perfect answer scored 2 by compute_score on the row read back."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from fgrpo.data.toy import make_toy_examples
+    from fgrpo.format.completion import render_completion
+
+    examples = make_toy_examples(3, pool_size=5, max_relevant=2, seed=1)
+    path = tmp_path / "train.parquet"
+    assert fv.write_verl_parquet(examples, str(path), 10, 5, "train") == 3
+    rows = pq.read_table(path).to_pylist()
+    assert [r["extra_info"]["id"] for r in rows] == [ex.id for ex in examples]
+    assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"] and "[5]" in rows[0]["prompt"][1]["content"]
+    ex, row = examples[0], rows[0]
+    assert fv.grades_of(row["reward_model"]["ground_truth"]) == ex.grades()
+    best = sorted(ex.relevant_numbers(), key=lambda k: -ex.relevant_numbers()[k])
+    score = fv.compute_score(row["data_source"], render_completion(best, best), row["reward_model"]["ground_truth"])
+    assert score["slate_reward"] == 1.0 and score["rank_reward"] == 1.0
