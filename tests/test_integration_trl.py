@@ -131,3 +131,58 @@ def test_a_short_trl_run_learns_both_phases(tmp_path) -> None:
     first, last = rows[:16], rows[-16:]  # measured here: slate 0.79 -> 0.89, rank 0.54 -> 0.76
     assert mean("rewards/slate/mean", last) > mean("rewards/slate/mean", first) + 0.05
     assert mean("rewards/rank/mean", last) > mean("rewards/rank/mean", first) + 0.1
+
+
+WORKER = '''
+import sys, torch
+from datasets import Dataset
+from fgrpo.integrations.trl import FGRPOConfig, FGRPOTrainer, trl_rows
+from fgrpo.data.toy import make_toy_examples
+from fgrpo.models.loading import load_model, load_tokenizer
+from fgrpo.trainer.sft import supervised_steps
+torch.manual_seed(0)
+tok, model = load_tokenizer("builtin:tiny-llama"), load_model("builtin:tiny-llama")
+exs = make_toy_examples(64, pool_size=5, max_relevant=2, seed=0)
+supervised_steps(model, tok, exs, 100, 16, 1e-3, seed=0, slate_size=3, max_slate=10, max_rank=5)
+args = FGRPOConfig(output_dir=sys.argv[1], use_cpu=True, report_to=[], save_strategy="no", max_steps=1,
+                   per_device_train_batch_size=4, num_generations=8, generation_batch_size=8, max_completion_length=24,
+                   bf16=False, activation_checkpointing=False, disable_tqdm=True, seed=0, beta=0.0, loss_type="dr_grpo")
+tr = FGRPOTrainer(model=model, args=args, train_dataset=Dataset.from_dict(trl_rows(tok, exs, 10, 5)), processing_class=tok)
+gen, outs = tr._generate_and_score_completions, []
+def rec(inputs):
+    out = gen(inputs)
+    outs.append({"ids": out["completion_ids"], "mask": out["completion_mask"], "adv": out["advantages"],
+                 "grades": [x["grades"] for x in inputs]})
+    return out
+tr._generate_and_score_completions = rec
+tr.train()
+torch.save(outs[0], f"{sys.argv[1]}/rank{tr.accelerator.process_index}.pt")
+'''
+
+
+@pytest.mark.slow
+def test_a_group_split_across_two_processes_gets_fgrpos_advantages(tmp_path) -> None:
+    """torchrun, 2 CPU processes (gloo), one group of G = 8 split 4 + 4: each process's
+    advantages are its rows of fgrpo's estimator on the whole group."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(tmp_path)],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parts = [torch.load(tmp_path / f"rank{i}.pt") for i in (0, 1)]
+    assert parts[0]["grades"][0] == parts[1]["grades"][0] and len(parts[0]["grades"]) == 4  # one group, split
+    tok = load_tokenizer("builtin:tiny-llama")
+    width = max(p["ids"].shape[1] for p in parts)
+    pad = lambda x: torch.nn.functional.pad(x, (0, width - x.shape[1]))  # noqa: E731
+    whole = {"completion_ids": torch.cat([pad(p["ids"]) for p in parts]), "completion_mask": torch.cat([pad(p["mask"]) for p in parts])}
+    want = fgrpo_reference(tok, whole, parts[0]["grades"] + parts[1]["grades"], fgrpo_token_advantages)
+    assert want.abs().sum() > 0
+    for i, p in enumerate(parts):
+        assert torch.equal(p["adv"], want[4 * i : 4 * (i + 1), : p["ids"].shape[1]])

@@ -149,9 +149,11 @@ class FGRPOTrainer(GRPOTrainer):
             self.processing_class, completion_lists(ids, mask), [x["grades"] for x in inputs], self.args
         )
         acc, dev, t = self.accelerator, ids.device, ids.shape[1]
-        # the whole generation batch (groups may span processes), padded to one width
-        slate_all = acc.gather(acc.pad_across_processes(_widen(slate_mask, t).to(dev), dim=1))  # [B, T']
-        rank_all = acc.gather(acc.pad_across_processes(_widen(rank_mask, t).to(dev), dim=1))
+        # the whole generation batch (groups may span processes), widened to one width;
+        # masks travel as int64 (gloo gathers no bool)
+        width = int(acc.gather(torch.tensor([t], device=dev)).max())
+        slate_all = acc.gather(_widen(slate_mask, width).long().to(dev)).bool()  # [B, T']
+        rank_all = acc.gather(_widen(rank_mask, width).long().to(dev)).bool()
         rewards_all = PhaseRewards(acc.gather(rewards.slate.to(dev)), acc.gather(rewards.rank.to(dev)),
                                    rewards.slate_valid, rewards.rank_valid, rewards.errors)  # fmt: skip
         adv = token_advantages(rewards_all, slate_all, rank_all, group, self.args)  # [B, T']
