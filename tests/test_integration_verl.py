@@ -206,3 +206,36 @@ def test_converter_writes_verls_dataset_rows(tmp_path) -> None:
     best = sorted(ex.relevant_numbers(), key=lambda k: -ex.relevant_numbers()[k])
     score = fv.compute_score(row["data_source"], render_completion(best, best), row["reward_model"]["ground_truth"])
     assert score["slate_reward"] == 1.0 and score["rank_reward"] == 1.0
+
+
+def test_reward_manager_scores_a_response_and_counts_its_slate_tokens(request, tiny_tok) -> None:
+    """The registered manager's run_single on a DataProto row (tiny tokenizer), then the
+    layout it assembles read back by the estimator's reader."""
+    if ran_in_verl_venv(request):
+        return
+    import asyncio
+
+    from verl import DataProto
+    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+
+    fv.register_with_verl()
+    text = "<SLATE>[2] [1]</SLATE><RANK>[2] > [1]</RANK>"
+    response = tiny_tok(text, add_special_tokens=False)["input_ids"] + [tiny_tok.eos_token_id]  # 10 tokens
+    width = len(response) + 3  # right padding
+    responses = torch.tensor([response + [tiny_tok.pad_token_id] * 3])
+    prompts = torch.tensor([[5, 6]])
+    attention = torch.tensor([[1, 1] + [1] * len(response) + [0] * 3])
+    data = DataProto.from_dict(
+        tensors={"prompts": prompts, "responses": responses, "attention_mask": attention},
+        non_tensors={"data_source": np.array(["fgrpo/toy"], dtype=object),
+                     "reward_model": np.array([{"ground_truth": "[1, 2, 0]"}], dtype=object)},
+    )  # fmt: skip
+    cls = get_reward_manager_cls("fgrpo")
+    manager = cls(config=None, tokenizer=tiny_tok, compute_score=None)
+    out = asyncio.run(manager.run_single(data))
+    assert out["reward_score"] == (1.0, 1.0, 4, len(response))  # <SLATE> [2] [1] </SLATE> | <RANK> ...
+    assert out["reward_extra_info"]["score"] == 2.0
+    tokens = cls.assemble_rm_scores(data, [out["reward_score"]])
+    assert tokens.shape == (1, width) and tokens[0, 3] == 1.0 and tokens[0, len(response) - 1] == 1.0
+    r_slate, r_rank, n_slate = fv.read_phase_rewards(tokens, attention[:, 2:])
+    assert (r_slate.item(), r_rank.item(), n_slate.item()) == (1.0, 1.0, 4)
