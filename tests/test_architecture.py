@@ -24,6 +24,7 @@ LAYERS = [
     "evaluation",  # metrics, greedy evaluation
     "baselines",  # classic rankers/scorers, trained with evaluation's metrics
     "trainer",  # SFT, RL step and loop, pretraining, checkpoints, launch
+    "integrations",  # F-GRPO on TRL and verl (optional engines); nothing else imports it
     "experiments",  # compare: spec, runner, stats, report, plots
     "ranker",  # the public Python API (fgrpo.Ranker)
     "commands",  # one module per fgrpo command
@@ -107,9 +108,20 @@ def test_library_folders_hold_no_command() -> None:
     assert not bad, "command code in a library folder:\n" + "\n".join(bad)
 
 
+def test_nothing_else_imports_the_integrations() -> None:
+    """The engines are optional extras: no fgrpo module outside ``integrations`` imports it."""
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        if layer_of(module_name(path)) == "integrations":
+            continue
+        bad += [f"{path.relative_to(SRC.parent)}:{line}: {target}" for line, target in fgrpo_imports(path)
+                if layer_of(target) == "integrations"]  # fmt: skip
+    assert not bad, "imports of fgrpo.integrations outside it:\n" + "\n".join(bad)
+
+
 def test_library_folders_set_no_command_up() -> None:
     """Seeding, threads, the output folder and config.yaml are the commands' set-up (setup_run)."""
-    for package in ("data", "format", "algorithm", "rollout", "trainer", "evaluation", "baselines", "models"):
+    for package in ("data", "format", "algorithm", "rollout", "trainer", "evaluation", "baselines", "models", "integrations"):
         for path in (SRC / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             assert "save_config(" not in text and "setup_run(" not in text, f"{path.relative_to(SRC)} sets a command up"
