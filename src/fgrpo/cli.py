@@ -107,16 +107,33 @@ def train(
     except TrainingInterrupted as e:  # not "done": 130 (SIGINT) / 143 (SIGTERM)
         typer.echo(f"training interrupted: {e}", err=True)
         raise typer.Exit(e.exit_code) from e
-    typer.echo(f"done: {out}")
+    _done(out, "train")
+
+
+def _done(out: Path, command: str, shown: Path | None = None) -> None:
+    """'done: OUT', or for a run that max_time stopped early, what it reached and how to go on (exit 0)."""
+    from fgrpo.commands.train import stopped_early
+
+    record = stopped_early(out)
+    if record is not None:
+        typer.echo(f"stopped early: max_time ({record['max_time']}) reached at step {record['step']} of "
+                   f"{record['max_steps']}; the model so far is in {out / 'model'}; continue with "
+                   f"`fgrpo {command} ... --resume` (the same config)")
+        return
+    typer.echo(f"done: {shown or out}")
 
 
 @app.command(context_settings=EXTRA)
-def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
+def sft(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a run that max_time stopped, from its saved state."),
+) -> None:
     """Supervised warm start on targets in the output format."""
     from fgrpo.commands.sft import run_sft
 
-    out = run_sft(_load("sft", config, ctx.args))
-    typer.echo(f"done: {out}")
+    folder = run_sft(_load("sft", config, ctx.args), resume=resume)
+    _done(folder.parent, "sft", shown=folder)
 
 
 @app.command(context_settings=EXTRA, name="pretrain-items")

@@ -67,7 +67,7 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
         examples[:] = fit_eval_examples(cfg, model, tok, examples, report)
         return predict(
             model, tok, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
-            constrained=cfg.constrained, style=style,
+            constrained=cfg.constrained, style=style, log_every=cfg.log_every,
         )
     from fgrpo.evaluation.two_step import predict_two_step
 
