@@ -34,6 +34,19 @@ def prediction_row(
     }
 
 
+def prediction_with_ids(prediction: dict[str, Any], example: Example) -> dict[str, Any]:
+    """A prediction row with the candidate ids next to the numbers (``candidate_ids``: the
+    pool in order, so number k is ``candidate_ids[k-1]``; ``slate_ids``, ``ranking_ids``,
+    ``relevant_ids``): a user can join it to their own data without this fgrpo's files."""
+    if prediction.get("id") != example.id:
+        raise ValueError(f"prediction of {prediction.get('id')!r} joined to example {example.id!r}")
+    ids = [c.id for c in example.candidates]
+    return {
+        **prediction, "candidate_ids": ids,
+        **{f"{key}_ids": [ids[k - 1] for k in prediction.get(key) or []] for key in ("slate", "ranking", "relevant")},
+    }  # fmt: skip
+
+
 def predict(
     model: Any,
     tokenizer: Any,
