@@ -23,11 +23,13 @@ def _config_classes() -> dict[str, type]:
         EvalConfig,
         PrepareConfig,
         PretrainItemsConfig,
+        RankConfig,
         SFTConfig,
         TrainConfig,
     )
 
-    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig, "eval": EvalConfig}
+    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig,
+            "eval": EvalConfig, "rank": RankConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -194,27 +196,41 @@ def compare(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(context_settings=EXTRA)
 def rank(
-    model: Path = typer.Option(..., "--model", help="Model folder written by fgrpo (or any HF folder trained on the format)."),
-    input: str = typer.Option("-", "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
-    output: str = typer.Option("-", "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
-    batch_size: int = typer.Option(8, help="Prompts decoded together."),
-    constrained: bool = typer.Option(False, help="Decode only valid outputs (distinct in-pool slate, ranking within the slate)."),
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file (RankConfig)."),
+    model: str | None = typer.Option(None, "--model", help="Model folder written by fgrpo (same as model=...)."),
+    input: str | None = typer.Option(None, "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
+    batch_size: int | None = typer.Option(None, help="Prompts decoded together (same as batch_size=N)."),
+    constrained: bool | None = typer.Option(None, "--constrained/--no-constrained", help="Decode only valid outputs (same as constrained=true)."),
 ) -> None:
-    """Write a slate and a ranking for every example read (relevance labels not needed)."""
+    """Write a slate and a ranking for every example read (relevance labels not needed); key=value overrides as eval's: max_new_tokens, constrained, torch_threads, ..."""
+    import dataclasses
+
     from fgrpo.commands.rank import run_rank
     from fgrpo.data.schema import DataError
 
+    cfg = _load("rank", config, ctx.args)
+    given = {"model": model, "input": input, "output": output, "batch_size": batch_size, "constrained": constrained}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     try:
-        run_rank(model, input, output, batch_size, constrained)
-    except DataError as e:  # names the input's line and field
-        typer.echo(str(e), err=True)
+        cfg.validate()
+    except ValueError as e:
+        typer.echo(f"config error: {e}", err=True)
         raise typer.Exit(2) from e
+    try:
+        n = run_rank(cfg)
+    except DataError as e:  # names the input's line and field
+        typer.echo(f"data error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if cfg.output != "-":
+        typer.echo(f"done: {n} example(s) ranked -> {cfg.output}")
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.config.commands import CompareConfig
 

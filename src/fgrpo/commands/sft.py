@@ -71,6 +71,14 @@ def sft_target_budget(cfg: SFTConfig) -> int:
     return 4 * (cfg.slate_size + cfg.max_rank) + 16
 
 
+def last_sft_metrics(path: Path) -> dict[str, Any]:
+    """The last logged step's ``sft/*`` values (the card's metrics)."""
+    from fgrpo.trainer.metrics_log import read_metrics
+
+    rows = [r for r in read_metrics(path) if "sft/loss" in r] if path.is_file() else []
+    return {k: v for k, v in rows[-1].items() if k == "step" or k.startswith("sft/")} if rows else {}
+
+
 def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     """Train, then write ``output_dir/model`` (weights, tokenizer, card, fgrpo.json). With
     ``max_time``, a run that would overrun it saves its state, writes the model so far and
@@ -124,6 +132,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         write_stopped(out, "sft", stopped_at, cfg.max_steps, cfg.max_time)
     else:
         (out / STOPPED_FILE).unlink(missing_ok=True)
-    write_model_card(folder, cfg, training=training)
-    write_answer_format(folder, answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg)))
+    record = answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg))
+    write_model_card(folder, cfg, training=training, metrics=last_sft_metrics(out / "metrics.jsonl"), answer=record)
+    write_answer_format(folder, record)
     return folder

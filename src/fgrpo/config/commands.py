@@ -310,6 +310,27 @@ class EvalConfig:
 
 
 @dataclass
+class RankConfig:
+    """``fgrpo rank``: a slate and a ranking for every example of a JSONL file, with a trained model."""
+
+    model: str = option("runs/train/model", "Model folder written by fgrpo: its fgrpo.json sets the answer format (parser limits, prompt style, completion length).")
+    input: str = option("-", "JSONL, one example a line: the dataset schema (relevance not needed) or {query, candidates} with candidates as {id, text} objects or plain texts (ids 1..N); a missing id is the line number. '-': stdin.")
+    output: str = option("-", "Where one JSON line per example goes ({id, slate, ranking, valid, errors, completion}, candidate ids); '-': stdout. A file is written only once all are ranked.")
+    batch_size: int = option(8, "Prompts decoded together.", bookkeeping=True)
+    constrained: bool = option(False, "Decode only valid outputs (distinct in-pool slate, ranking within the slate), as in eval.")
+    max_new_tokens: int | None = option(None, "Longest completion decoded (null: the model folder's fgrpo.json, else 96).")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Parameter dtype (float32 on CPU).")
+    torch_threads: int = option(0, "CPU threads for torch (0: default).", bookkeeping=True)
+    log_every: int = option(50, "Without a terminal: a progress line about every N examples (a terminal gets a live bar).", bookkeeping=True)
+
+    def validate(self) -> None:
+        check_at_least(self, 1, "batch_size", "log_every")
+        check_at_least(self, 0, "torch_threads")
+        if self.max_new_tokens is not None:
+            check_at_least(self, 1, "max_new_tokens")
+
+
+@dataclass
 class PretrainItemsConfig:
     """``fgrpo pretrain-items``: build the id-tiny preset and pretrain it on next items."""
 

@@ -507,7 +507,7 @@ def save_final_model(
     training = f"{run.cfg.advantage_estimator} (fgrpo train)"
     if stopped_at is not None:
         training += f", stopped early by max_time at step {stopped_at} of {run.cfg.max_steps}"
-    write_model_card(tmp, run.cfg, training=training, metrics=summary)
+    write_model_card(tmp, run.cfg, training=training, metrics=summary, answer=trained_format(run))
     write_answer_format(tmp, trained_format(run))
     fsync_tree(tmp)
     publish(tmp, folder)
