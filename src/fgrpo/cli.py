@@ -24,12 +24,13 @@ def _config_classes() -> dict[str, type]:
         PrepareConfig,
         PretrainItemsConfig,
         RankConfig,
+        ReportConfig,
         SFTConfig,
         TrainConfig,
     )
 
     return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig,
-            "eval": EvalConfig, "rank": RankConfig}
+            "eval": EvalConfig, "rank": RankConfig, "report": ReportConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -229,8 +230,28 @@ def rank(
         typer.echo(f"done: {n} example(s) ranked -> {cfg.output}")
 
 
+@app.command(context_settings=EXTRA)
+def report(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(..., help="An eval, train/sft or compare output folder."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file (ReportConfig)."),
+) -> None:
+    """One self-contained HTML page: metrics with CIs, learning and cost plots, the slate-miss / rank-drop breakdown, the predictions to browse."""
+    import dataclasses
+
+    from fgrpo.commands.report import run_report
+
+    cfg = dataclasses.replace(_load("report", config, ctx.args), folder=str(folder))
+    try:
+        out = run_report(cfg)
+    except FileNotFoundError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"written: {out}")
+
+
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | report | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.config.commands import CompareConfig
 

@@ -331,6 +331,18 @@ class RankConfig:
 
 
 @dataclass
+class ReportConfig:
+    """``fgrpo report FOLDER``: one self-contained HTML page of a run or a comparison."""
+
+    folder: str = option("runs/eval", "An eval output_dir (metrics.json, predictions.jsonl), a train/sft output_dir (metrics.jsonl) or a compare output_dir (results.json).")
+    output: str | None = option(None, "The HTML file written (null: FOLDER/report.html).")
+    max_examples: int = option(200, "Predictions shown in the page's table (the first N of the split; the metrics use all).")
+
+    def validate(self) -> None:
+        check_at_least(self, 1, "max_examples")
+
+
+@dataclass
 class PretrainItemsConfig:
     """``fgrpo pretrain-items``: build the id-tiny preset and pretrain it on next items."""
 
