@@ -165,3 +165,24 @@ def test_cli_reports_a_max_time_stop_with_exit_0_and_progress_lines(tmp_path: Pa
     assert "stopped early: max_time (0.001) reached at step 0 of 5" in stopped.stdout, stopped.stdout
     assert json.loads((tmp_path / "b" / "stopped_early.json").read_text())["step"] == 0
     assert (tmp_path / "b" / "model" / "config.json").is_file()
+
+
+def test_sequential_epochs_and_item_pretraining_print_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    """The baselines' epochs and the next-item pretraining steps: a line each, captured (no terminal)."""
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
+    from fgrpo.data.schema import Candidate, Example
+    from fgrpo.models.idtiny import build_id_tiny, build_item_tokenizer
+    from fgrpo.trainer.pretrain import pretrain_items
+
+    train = [Example(f"e{u}-{t}", "q", [Candidate(str(i), str(i)) for i in range(1, 6)], {str((t % 5) + 1): 1},
+                     meta={"user": f"u{u}", "position": t, "history_ids": [str(((t - 1) % 5) + 1)]})
+             for u in range(3) for t in range(1, 5)]
+    SequentialScorer("gru4rec", SeqConfig(epochs=2, hidden=8, batch_size=4, max_len=5)).fit(train)
+    err = capsys.readouterr().err
+    assert "[gru4rec] epoch 1/2 (50%) loss=" in err and "[gru4rec] epoch 2/2 (100%)" in err, err
+    tok = build_item_tokenizer([str(i) for i in range(1, 6)])
+    model = build_id_tiny(len(tok), 16, 1, 2, 0)
+    pretrain_items(model, tok, [["1", "2", "3", "4"], ["2", "3", "4", "5"]], steps=4, batch_size=2, seq_len=4,
+                   learning_rate=0.01, seed=0, log_every=2)
+    err = capsys.readouterr().err
+    assert "[pretrain-items] step 2/4 (50%) loss=" in err and "[pretrain-items] step 4/4 (100%)" in err, err
