@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shlex
 import subprocess
@@ -32,7 +33,9 @@ def readme_commands() -> list[list[str]]:
 
 
 def own_data(folder: Path) -> None:
-    """Passages of a made-up QA set: four per question, one or two relevant."""
+    """Passages of a made-up QA set: four per question, one or two relevant, the pool shuffled
+    (seeded) so that no position gives the answer away."""
+    rng = random.Random(0)
     words = ["river", "mountain", "city", "forest", "desert", "island", "valley", "lake"]
     for split, n in (("train", 16), ("valid", 4), ("test", 4)):
         with (folder / f"{split}.jsonl").open("w") as fh:
@@ -40,6 +43,7 @@ def own_data(folder: Path) -> None:
                 w = words[i % len(words)]
                 cands = [{"id": f"{split}{i}-{j}", "text": f"the {words[(i + j) % len(words)]} passage {j}"} for j in range(4)]
                 rel = {f"{split}{i}-0": 1} | ({f"{split}{i}-2": 1} if i % 3 == 0 else {})
+                rng.shuffle(cands)
                 fh.write(json.dumps({"id": f"{split}-{i}", "task": "passages", "query": f"which passage is about the {w}?",
                                      "candidates": cands, "relevance": rel}) + "\n")
 
