@@ -186,3 +186,27 @@ def test_sequential_epochs_and_item_pretraining_print_progress(capsys: pytest.Ca
                    learning_rate=0.01, seed=0, log_every=2)
     err = capsys.readouterr().err
     assert "[pretrain-items] step 2/4 (50%) loss=" in err and "[pretrain-items] step 4/4 (100%)" in err, err
+
+
+def test_compare_prints_each_run_with_an_eta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from fgrpo.experiments import runner
+    from fgrpo.experiments.report import CompareOutcome
+
+    class Spec:
+        def __init__(self, seed: int, done: bool = False) -> None:
+            self.method, self.seed, self.done, self.run_dir = "m", seed, done, tmp_path / str(seed)
+            self.marker = tmp_path / f"{seed}.json"
+            self.marker.write_text(json.dumps({"metrics": {}}))
+
+        def budget(self) -> dict:
+            return {}
+
+    monkeypatch.setattr(runner, "run_one", lambda spec, poll: {"wall_clock_s": 1.0, "peak_rss_gib": 0.1, "metrics": {"NDCG@5": 0.5}})
+    lines: list[str] = []
+    cfg = SimpleNamespace(output_dir=str(tmp_path), poll_seconds=0.1, stop_on_failure=False)
+    runner._run_all(cfg, [Spec(0, done=True), Spec(1), Spec(2), Spec(3)], CompareOutcome(records={}), lines.append)
+    heads = [line.split(":")[0] for line in lines[1:] if "running" in line or "skipped" in line]
+    assert heads[0] == "[1/4] m seed 0" and heads[1] == "[2/4] m seed 1"  # nothing run yet: no ETA
+    assert heads[2].startswith("[3/4] m seed 2 (ETA 0") and heads[3].startswith("[4/4] m seed 3 (ETA 0"), heads
