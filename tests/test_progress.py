@@ -119,6 +119,7 @@ def test_sft_max_time_stops_cleanly_and_resume_matches_one_run(tmp_path: Path, m
     monkeypatch.undo()
     sft_command.run_sft(load_config(SFTConfig, None, [*SFT, f"output_dir={part}"]), resume=True)
     assert train_command.stopped_early(part) is None  # finished now
+    assert not list((part / "checkpoints").glob("step-*/sft_state.pt"))  # a later --resume starts nothing stale
     a, b = _weights(full / "model"), _weights(part / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     losses = lambda out: [r["sft/loss"] for r in read_metrics(out / "metrics.jsonl") if "sft/loss" in r]  # noqa: E731

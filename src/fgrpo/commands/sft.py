@@ -16,6 +16,7 @@ from fgrpo.config.progress import TimeBudget, parse_duration
 from fgrpo.data.splits import write_data_report
 from fgrpo.models.answer_format import answer_format, check_answer_format, write_answer_format
 from fgrpo.trainer.sft import (
+    SFT_STATE,
     FillerOrder,
     SFTStoppedEarly,
     jsonl_logger,
@@ -130,8 +131,10 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     if stopped_at is not None:
         training += f", stopped early by max_time at step {stopped_at} of {cfg.max_steps}"
         write_stopped(out, "sft", stopped_at, cfg.max_steps, cfg.max_time)
-    else:
+    else:  # finished: a later --resume must not go back to a stop's state
         (out / STOPPED_FILE).unlink(missing_ok=True)
+        for stale in (out / "checkpoints").glob(f"step-*/{SFT_STATE}"):
+            stale.unlink()
     record = answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg))
     write_model_card(folder, cfg, training=training, metrics=last_sft_metrics(out / "metrics.jsonl"), answer=record)
     write_answer_format(folder, record)
