@@ -20,6 +20,8 @@ def render() -> str:
         MethodSpec,
         PrepareConfig,
         PretrainItemsConfig,
+        RankConfig,
+        ReportConfig,
         SFTConfig,
         TrainConfig,
     )
@@ -32,7 +34,7 @@ def render() -> str:
     ]
     sections = [(f"## `fgrpo {command}` ({cls.__name__})", cls) for command, cls in (
         ("train", TrainConfig), ("sft", SFTConfig), ("pretrain-items", PretrainItemsConfig), ("prepare", PrepareConfig),
-        ("eval", EvalConfig), ("compare", CompareConfig))]
+        ("eval", EvalConfig), ("rank", RankConfig), ("report", ReportConfig), ("compare", CompareConfig))]
     # an experiment's `methods:` entries are checked like a config of their own (docs/compare.md)
     sections.append((f"### `fgrpo compare`: each entry of `methods:` ({MethodSpec.__name__})", MethodSpec))
     for heading, cls in sections:

@@ -114,7 +114,9 @@ def test_rank_examples_shape():
         assert len(r["slate"]) == 10 and len(r["ranking"]) == 5
         assert r["ranking"] == r["slate"][:5]
     small = Example("s", "x", [Candidate("a", "x"), Candidate("b", "y")], {"a": 1})
-    assert rank_examples(BM25Scorer(), [small]) == [{"id": "s", "slate": [1, 2], "ranking": [1, 2]}]
+    # a scorer with scores() carries them (both 0 here: one-letter words are no BM25 tokens)
+    assert rank_examples(BM25Scorer(), [small]) == [{"id": "s", "slate": [1, 2], "ranking": [1, 2], "scores": [0.0, 0.0]}]
+    assert "scores" not in rank_examples(RandomScorer(0), [small])[0]
     with pytest.raises(ValueError):
         rank_examples(BM25Scorer(), examples, slate_size=3, rank_size=5)
 

@@ -47,7 +47,8 @@ def test_lora_with_kl_to_the_adapter_free_base(tmp_path: Path) -> None:
 
 
 TOY_IDS = [f"toy-20000-{i}" for i in range(12)]  # the first 12 toy test pools (seed 0 + 20000)
-PRED_KEYS = {"id", "slate", "ranking", "relevant", "slate_valid", "rank_valid", "errors", "completion"}
+PRED_KEYS = {"id", "slate", "ranking", "relevant", "slate_valid", "rank_valid", "errors", "completion",
+             "candidate_ids", "slate_ids", "ranking_ids", "relevant_ids"}  # the ids: joinable without the data
 
 
 def _eval(model: Path, out: Path, *extra: str) -> tuple[dict, list[dict]]:

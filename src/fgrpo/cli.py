@@ -23,11 +23,14 @@ def _config_classes() -> dict[str, type]:
         EvalConfig,
         PrepareConfig,
         PretrainItemsConfig,
+        RankConfig,
+        ReportConfig,
         SFTConfig,
         TrainConfig,
     )
 
-    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig, "eval": EvalConfig}
+    return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig,
+            "eval": EvalConfig, "rank": RankConfig, "report": ReportConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -107,16 +110,33 @@ def train(
     except TrainingInterrupted as e:  # not "done": 130 (SIGINT) / 143 (SIGTERM)
         typer.echo(f"training interrupted: {e}", err=True)
         raise typer.Exit(e.exit_code) from e
-    typer.echo(f"done: {out}")
+    _done(out, "train")
+
+
+def _done(out: Path, command: str, shown: Path | None = None) -> None:
+    """'done: OUT', or for a run that max_time stopped early, what it reached and how to go on (exit 0)."""
+    from fgrpo.commands.train import stopped_early
+
+    record = stopped_early(out)
+    if record is not None:
+        typer.echo(f"stopped early: max_time ({record['max_time']}) reached at step {record['step']} of "
+                   f"{record['max_steps']}; the model so far is in {out / 'model'}; continue with "
+                   f"`fgrpo {command} ... --resume` (the same config)")
+        return
+    typer.echo(f"done: {shown or out}")
 
 
 @app.command(context_settings=EXTRA)
-def sft(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
+def sft(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a run that max_time stopped, from its saved state."),
+) -> None:
     """Supervised warm start on targets in the output format."""
     from fgrpo.commands.sft import run_sft
 
-    out = run_sft(_load("sft", config, ctx.args))
-    typer.echo(f"done: {out}")
+    folder = run_sft(_load("sft", config, ctx.args), resume=resume)
+    _done(folder.parent, "sft", shown=folder)
 
 
 @app.command(context_settings=EXTRA, name="pretrain-items")
@@ -177,27 +197,61 @@ def compare(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(context_settings=EXTRA)
 def rank(
-    model: Path = typer.Option(..., "--model", help="Model folder written by fgrpo (or any HF folder trained on the format)."),
-    input: str = typer.Option("-", "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
-    output: str = typer.Option("-", "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
-    batch_size: int = typer.Option(8, help="Prompts decoded together."),
-    constrained: bool = typer.Option(False, help="Decode only valid outputs (distinct in-pool slate, ranking within the slate)."),
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file (RankConfig)."),
+    model: str | None = typer.Option(None, "--model", help="Model folder written by fgrpo (same as model=...)."),
+    input: str | None = typer.Option(None, "--input", "-i", help="JSONL of examples (id, query, candidates, optional task); '-' for stdin."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Where to write one JSON line per example; '-' for stdout."),
+    batch_size: int | None = typer.Option(None, help="Prompts decoded together (same as batch_size=N)."),
+    constrained: bool | None = typer.Option(None, "--constrained/--no-constrained", help="Decode only valid outputs (same as constrained=true)."),
 ) -> None:
-    """Write a slate and a ranking for every example read (relevance labels not needed)."""
+    """Write a slate and a ranking for every example read (relevance labels not needed); key=value overrides as eval's: max_new_tokens, constrained, torch_threads, ..."""
+    import dataclasses
+
     from fgrpo.commands.rank import run_rank
     from fgrpo.data.schema import DataError
 
+    cfg = _load("rank", config, ctx.args)
+    given = {"model": model, "input": input, "output": output, "batch_size": batch_size, "constrained": constrained}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     try:
-        run_rank(model, input, output, batch_size, constrained)
-    except DataError as e:  # names the input's line and field
-        typer.echo(str(e), err=True)
+        cfg.validate()
+    except ValueError as e:
+        typer.echo(f"config error: {e}", err=True)
         raise typer.Exit(2) from e
+    try:
+        n = run_rank(cfg)
+    except DataError as e:  # names the input's line and field
+        typer.echo(f"data error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if cfg.output != "-":
+        typer.echo(f"done: {n} example(s) ranked -> {cfg.output}")
+
+
+@app.command(context_settings=EXTRA)
+def report(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(..., help="An eval, train/sft or compare output folder."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file (ReportConfig)."),
+) -> None:
+    """One self-contained HTML page: metrics with CIs, learning and cost plots, the slate-miss / rank-drop breakdown, the predictions to browse."""
+    import dataclasses
+
+    from fgrpo.commands.report import run_report
+
+    cfg = dataclasses.replace(_load("report", config, ctx.args), folder=str(folder))
+    try:
+        out = run_report(cfg)
+    except FileNotFoundError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"written: {out}")
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | report | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.config.commands import CompareConfig
 

@@ -15,6 +15,7 @@ relevant item must not sit at a fixed position), or Popularity/BM25 ties leak th
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -78,11 +79,15 @@ class PopularityScorer:
         self.counts = counts
         return self
 
-    def rank(self, example: Example) -> list[int]:
+    def scores(self, example: Example) -> list[float]:
+        """Training count of each candidate's id (0 for ids never seen)."""
         if self.counts is None:
             raise RuntimeError("PopularityScorer.rank called before fit()")
         counts = self.counts
-        return order_by_score([float(counts.get(c.id, 0)) for c in example.candidates])
+        return [float(counts.get(c.id, 0)) for c in example.candidates]
+
+    def rank(self, example: Example) -> list[int]:
+        return order_by_score(self.scores(example))
 
 
 class BM25Scorer:
@@ -133,7 +138,9 @@ def rank_examples(
 
     Returns one ``{"id", "slate", "ranking"}`` per example: ``slate`` = the top
     ``slate_size`` of the pool ranking, ``ranking`` = its top ``rank_size`` (so the
-    ranking is always inside the slate, as the LLM's must be). Feed ``ranking`` to
+    ranking is always inside the slate, as the LLM's must be); a scorer with a
+    ``scores(example)`` method (all but Random) ranks by them, and the row carries them as
+    ``scores`` (index k-1 for candidate k; a non-finite score as None, JSON has no -inf). Feed ``ranking`` to
     :func:`fgrpo.evaluation.compute_metrics` and both to ``error_analysis``.
 
     A scorer with a ``prepare(examples)`` method (the neural ones) gets the whole list
@@ -148,12 +155,17 @@ def rank_examples(
     if callable(prepare):
         prepare(examples)
     out = []
+    score_of = getattr(scorer, "scores", None)
     for ex in examples:
-        order = scorer.rank(ex)
+        scores = score_of(ex) if callable(score_of) else None
+        order = order_by_score(scores) if scores is not None else scorer.rank(ex)
         if sorted(order) != list(range(1, ex.num_candidates + 1)):
             raise ValueError(
                 f"{scorer.name}: ranking for example {ex.id!r} is not a permutation of "
                 f"1..{ex.num_candidates}: {order}"
             )
-        out.append({"id": ex.id, "slate": order[:slate_size], "ranking": order[:rank_size]})
+        row: dict[str, Any] = {"id": ex.id, "slate": order[:slate_size], "ranking": order[:rank_size]}
+        if scores is not None:
+            row["scores"] = [float(s) if math.isfinite(s) else None for s in scores]
+        out.append(row)
     return out

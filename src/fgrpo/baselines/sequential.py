@@ -42,6 +42,7 @@ from torch import nn
 
 from fgrpo.baselines.scorers import order_by_score
 from fgrpo.config.commands import TUNED  # the tuned sizes live with the defaults of every command
+from fgrpo.config.progress import Progress
 from fgrpo.data.schema import Example
 
 PAD, UNK = 0, 1
@@ -358,6 +359,7 @@ class SequentialScorer:
             opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.98))
             model.train()
             bad = 0
+            bar = Progress(c.epochs, self.kind, unit="epoch")
             for epoch in range(1, c.epochs + 1):
                 total, count = 0.0, 0
                 for idx in torch.randperm(len(data), generator=gen).split(c.batch_size):
@@ -387,9 +389,12 @@ class SequentialScorer:
                         bad += 1
                 point["seconds"] = round(time.perf_counter() - start, 2)
                 self.curve.append(point)
+                bar.update(1, loss=self.train_loss, valid_NDCG5=point.get("valid_NDCG@5"))
                 if early and bad >= c.patience:
                     self.stopped_early = epoch < c.epochs
+                    bar.write(f"[{self.kind}] early stop at epoch {epoch}: best valid NDCG@5 {self.best_valid:.4f} at epoch {self.best_epoch}")
                     break
+            bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
         else:

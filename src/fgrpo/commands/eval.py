@@ -1,7 +1,9 @@
 """``fgrpo eval``: score a model (or a scorer baseline) on a split, the same way for all.
 
-Writes ``metrics.json``, ``metrics.md`` (a Markdown table) and ``predictions.jsonl`` (one
-line per example: id, slate, ranked ids, relevant ids, raw completion) to ``output_dir``;
+Writes ``metrics.json``, ``metrics.md`` (a Markdown table, and a "Warnings" section for a
+degenerate result: fgrpo.evaluation.degenerate) and ``predictions.jsonl`` (one line per
+example: its id, the slate, ranking and relevant ones as candidate numbers and as candidate
+ids, the pool's ids, the raw completion; scorers: the scores) to ``output_dir``;
 sasrec/gru4rec also write ``curve.json`` (per epoch: train loss and valid NDCG@5 / Hit@1, and
 the restored best epoch).
 """
@@ -9,6 +11,7 @@ the restored best epoch).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +28,8 @@ from fgrpo.data.splits import (
     read_splits,
     write_data_report,
 )
-from fgrpo.evaluation.evaluate import predict, score_predictions
+from fgrpo.evaluation.degenerate import degenerate_warnings, warnings_markdown
+from fgrpo.evaluation.evaluate import predict, prediction_with_ids, score_predictions
 from fgrpo.evaluation.metrics import format_markdown_table, metric_keys
 from fgrpo.models.answer_format import check_answer_format
 from fgrpo.models.loading import load_trained
@@ -67,7 +71,7 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
         examples[:] = fit_eval_examples(cfg, model, tok, examples, report)
         return predict(
             model, tok, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
-            constrained=cfg.constrained, style=style,
+            constrained=cfg.constrained, style=style, log_every=cfg.log_every,
         )
     from fgrpo.evaluation.two_step import predict_two_step
 
@@ -175,12 +179,15 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     metrics.update(extra)
     metrics["data/skipped_rows"] = sum(f.get("skipped", 0) for f in report.get("files", {}).values())
     metrics["data/prompt_overflow_skipped"] = report.get("prompt_overflow", {}).get(cfg.split, {}).get("skipped", 0)
+    metrics["warnings"] = degenerate_warnings(preds)
     with (out / "predictions.jsonl").open("w") as fh:
-        for p in preds:
-            fh.write(json.dumps(p) + "\n")
+        for p, ex in zip(preds, examples, strict=True):
+            fh.write(json.dumps(prediction_with_ids(p, ex)) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     name = cfg.method if cfg.method != "model" else Path(cfg.model).name or cfg.model
     table = format_markdown_table({name: metrics}, metric_keys(cfg.ks) + ["format/valid_rate"])
-    (out / "metrics.md").write_text(table + "\n")
+    (out / "metrics.md").write_text(table + warnings_markdown(metrics["warnings"]) + "\n")
     print(table)
+    for warning in metrics["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return metrics

@@ -87,7 +87,8 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
     folder = out / "model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    write_model_card(folder, {"model": ID_TINY_ID, **vars(cfg)}, training="next-item pretraining over item tokens (fgrpo pretrain-items)")
+    write_model_card(folder, {"model": ID_TINY_ID, **vars(cfg)}, training="next-item pretraining over item tokens (fgrpo pretrain-items)",
+                     metrics={k: v for k, v in summary.items() if k.startswith("next_item/") or k == "last_loss"})
     write_answer_format(folder, answer_format(tokenizer, None, None, None, None))  # item tokens, no answer format yet
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return folder

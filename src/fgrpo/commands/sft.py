@@ -11,10 +11,18 @@ from typing import Any
 
 from fgrpo.commands.inputs import answer_limits, fit_prompts, train_valid
 from fgrpo.commands.setup import setup_run
-from fgrpo.config.commands import SFTConfig
+from fgrpo.config.commands import SFTConfig, check_resume_config
+from fgrpo.config.progress import TimeBudget, parse_duration
 from fgrpo.data.splits import write_data_report
 from fgrpo.models.answer_format import answer_format, check_answer_format, write_answer_format
-from fgrpo.trainer.sft import FillerOrder, jsonl_logger, supervised_steps
+from fgrpo.trainer.sft import (
+    SFT_STATE,
+    FillerOrder,
+    SFTStoppedEarly,
+    jsonl_logger,
+    latest_sft_state,
+    supervised_steps,
+)
 
 
 class ModelFillerOrder:
@@ -64,12 +72,27 @@ def sft_target_budget(cfg: SFTConfig) -> int:
     return 4 * (cfg.slate_size + cfg.max_rank) + 16
 
 
-def run_sft(cfg: SFTConfig) -> Path:
-    """Train, then write ``output_dir/model`` (weights, tokenizer, card, fgrpo.json)."""
+def last_sft_metrics(path: Path) -> dict[str, Any]:
+    """The last logged step's ``sft/*`` values (the card's metrics)."""
+    from fgrpo.trainer.metrics_log import read_metrics
+
+    rows = [r for r in read_metrics(path) if "sft/loss" in r] if path.is_file() else []
+    return {k: v for k, v in rows[-1].items() if k == "step" or k.startswith("sft/")} if rows else {}
+
+
+def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
+    """Train, then write ``output_dir/model`` (weights, tokenizer, card, fgrpo.json). With
+    ``max_time``, a run that would overrun it saves its state, writes the model so far and
+    ``stopped_early.json``, and returns; ``resume`` continues from that state exactly."""
+    from fgrpo.commands.train import STOPPED_FILE, write_stopped
     from fgrpo.models.card import write_model_card
     from fgrpo.models.dropout import hidden_dropout
     from fgrpo.models.loading import add_lora, load_model, load_tokenizer
 
+    budget = TimeBudget(parse_duration(cfg.max_time))
+    if resume:
+        check_resume_config(cfg, Path(cfg.output_dir) / "config.yaml")  # before it is overwritten
+    state = latest_sft_state(cfg.output_dir) if resume else None
     out = setup_run(cfg)
     report: dict[str, Any] = {}
     train, _ = train_valid(cfg, report)
@@ -84,18 +107,35 @@ def run_sft(cfg: SFTConfig) -> Path:
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     fillers = filler_order(cfg.filler_policy, train, model, tokenizer)  # a frozen copy, before any hook
+    stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):
-        supervised_steps(
-            model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
-            cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
-            fillers, cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
-            target=cfg.target, constrained_loss=cfg.constrained_loss,
-        )
+        try:
+            supervised_steps(
+                model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
+                cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
+                fillers, cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
+                target=cfg.target, constrained_loss=cfg.constrained_loss,
+                budget=budget, state_dir=out / "checkpoints", resume_from=state,
+            )
+        except SFTStoppedEarly as e:
+            stopped_at = e.step
+            jsonl_logger(out / "metrics.jsonl")({"note": f"max_time ({cfg.max_time}) reached: stopped early at step "
+                                                         f"{e.step} of {cfg.max_steps}; state in {e.state}; resume with --resume"})
+            model.eval()
     if cfg.use_lora:
         model = model.merge_and_unload()
     folder = out / "model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    write_model_card(folder, cfg, training="supervised warm start (fgrpo sft)" if cfg.target == "both" else f"decoupled SFT, target={cfg.target} (fgrpo sft)")
-    write_answer_format(folder, answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg)))
+    training = "supervised warm start (fgrpo sft)" if cfg.target == "both" else f"decoupled SFT, target={cfg.target} (fgrpo sft)"
+    if stopped_at is not None:
+        training += f", stopped early by max_time at step {stopped_at} of {cfg.max_steps}"
+        write_stopped(out, "sft", stopped_at, cfg.max_steps, cfg.max_time)
+    else:  # finished: a later --resume must not go back to a stop's state
+        (out / STOPPED_FILE).unlink(missing_ok=True)
+        for stale in (out / "checkpoints").glob(f"step-*/{SFT_STATE}"):
+            stale.unlink()
+    record = answer_format(tokenizer, cfg.max_slate, cfg.max_rank, "standard", sft_target_budget(cfg))
+    write_model_card(folder, cfg, training=training, metrics=last_sft_metrics(out / "metrics.jsonl"), answer=record)
+    write_answer_format(folder, record)
     return folder

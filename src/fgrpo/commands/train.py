@@ -21,6 +21,7 @@ import torch
 from fgrpo.commands.inputs import answer_limits, fit_prompts, train_valid
 from fgrpo.commands.setup import setup_run
 from fgrpo.config.commands import TrainConfig, check_resume_config
+from fgrpo.config.progress import TimeBudget, parse_duration
 from fgrpo.data.splits import write_data_report
 from fgrpo.models.answer_format import check_answer_format
 from fgrpo.models.loading import add_lora, load_model, load_tokenizer
@@ -51,7 +52,22 @@ from fgrpo.trainer.train import (
     warm_up,
 )
 
-__all__ = ["TrainingInterrupted", "TrainingStopped", "setup", "train"]
+__all__ = ["STOPPED_FILE", "TrainingInterrupted", "TrainingStopped", "setup", "stopped_early", "train"]
+
+STOPPED_FILE = "stopped_early.json"  # written next to the final model when max_time ended the run
+
+
+def stopped_early(output_dir: str | Path) -> dict[str, Any] | None:
+    """The ``stopped_early.json`` record of a run that ``max_time`` stopped (None: it was not)."""
+    path = Path(output_dir) / STOPPED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_stopped(out: Path, command: str, step: int, max_steps: int, max_time: str | None) -> None:
+    """Mark ``out`` as stopped early: the step reached, the budget, how to continue."""
+    record = {"stopped_early": True, "reason": "max_time", "max_time": max_time, "step": step, "max_steps": max_steps,
+              "resume": f"fgrpo {command} ... --resume (the same config)"}  # fmt: skip
+    (out / STOPPED_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
@@ -135,7 +151,10 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Raises TrainingInterrupted after a signal (a checkpoint saved), TrainingStopped when
-    the run ends on non-finite steps (no final model written)."""
+    the run ends on non-finite steps (no final model written). When ``max_time`` would be
+    overrun, the run checkpoints, writes its final model as a finished one does and
+    ``stopped_early.json`` (:func:`stopped_early`), and returns normally; ``--resume``
+    continues it exactly."""
     # Ctrl-C / SIGTERM: finish the current step (or the whole SFT warm-up), save, exit with
     # 128 + the signal; a second one aborts. Installed before setup, which runs the warm-up.
     stop: dict[str, int | None] = {"signal": None}
@@ -145,10 +164,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             raise KeyboardInterrupt
         stop["signal"] = signum
 
+    budget = TimeBudget(parse_duration(cfg.max_time))  # from the command's start: set-up and warm-up count
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run = setup(cfg, resume)
-        step, bad_steps, saved = loop(run, stop)
+        step, bad_steps, saved = loop(run, stop, budget)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -160,7 +180,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         name = signal.Signals(stop["signal"]).name
         where = f"checkpoint of step {saved}" if saved > 0 else "the start of RL" + (" (warm-up saved)" if cfg.sft_warmup_steps else "")
         raise TrainingInterrupted(f"interrupted by {name} at step {step}; resume with --resume from the {where}", stop["signal"])
+    early = stop.get("max_time") is not None and step < cfg.max_steps
     model_sd, _ = full_state_dicts(run)  # every process takes part under FSDP
     if run.accelerator.is_main_process:
-        save_final_model(run, out / "model", model_sd)
+        save_final_model(run, out / "model", model_sd, stopped_at=step if early else None)
+        if early:
+            write_stopped(out, "train", step, cfg.max_steps, cfg.max_time)
+        else:
+            (out / STOPPED_FILE).unlink(missing_ok=True)  # a resumed run that finished
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fgrpo.config import check_output_dir, option
+from fgrpo.config.progress import parse_duration
 
 TOY_VOCABULARY = 40  # words of the toy task (fgrpo.data.toy.TOY_WORDS): the largest toy pool
 
@@ -91,11 +92,13 @@ class SFTConfig(ModelOptions, DataOptions):
     constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
     hidden_dropout: float = option(0.0, "Dropout on the embedding, attention and MLP outputs while training (Llama-family models; not saved in the folder: a training-time regularizer). id-tiny on ML-100K: 0.3 (docs/results.md).")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
-    log_every: int = option(10, "Log a metrics line every N steps.", bookkeeping=True)
+    log_every: int = option(10, "Log a metrics line (and, without a terminal, a progress line) every N steps.", bookkeeping=True)
+    max_time: str | None = option(None, "Wall-clock budget of the run, seconds or 'HH:MM:SS' (null: no limit). Before a step that would overrun it, the run saves its state (checkpoints/step-N/sft_state.pt), writes the model so far and output_dir/stopped_early.json, and exits 0; `fgrpo sft --resume` continues it exactly.", bookkeeping=True)
 
     def validate(self) -> None:
         if not 0.0 <= self.hidden_dropout < 1.0:
             raise ValueError(f"key 'hidden_dropout' must be in [0, 1), got {self.hidden_dropout}")
+        parse_duration(self.max_time)
         check_data_options(self)
         check_output_dir(self.output_dir)
         check_at_least(self, 1, "max_steps", "batch_size", "slate_size", "log_every", "lora_r")
@@ -152,13 +155,14 @@ class TrainConfig(ModelOptions, DataOptions):
     sft_slate_size: int = option(10, "Target slate size of the supervised warm-up.")
 
     # bookkeeping
-    log_every: int = option(1, "Write a metrics line every N steps.", bookkeeping=True)
+    log_every: int = option(1, "Write a metrics line (and, without a terminal, a progress line) every N steps.", bookkeeping=True)
     save_every: int = option(50, "Checkpoint every N steps (and at the end).", bookkeeping=True)
     keep_last: int = option(2, "Checkpoints kept on disk (older ones are deleted).", bookkeeping=True)
     eval_every: int = option(0, "Evaluate greedy decoding on the valid split every N steps (0: never).")
     eval_limit: int = option(64, "Validation examples used by the in-training evaluation.")
     eval_constrained: bool | None = option(None, "Constrain the in-training evaluation's greedy decoding to the format (null: as constrained_rollouts; a model that only writes valid answers under the constraint, like id-tiny, scores 0 unconstrained).")
     tensorboard: bool = option(True, "Also write TensorBoard events to output_dir/tensorboard.", bookkeeping=True)
+    max_time: str | None = option(None, "Wall-clock budget of the run, seconds or 'HH:MM:SS' (null: no limit). Before a step that would overrun it (judged by the longest step so far), the run checkpoints, writes its final model and output_dir/stopped_early.json (the step reached), and exits 0; --resume continues it exactly.", bookkeeping=True)
     max_bad_steps: int = option(3, "Stop after this many consecutive steps whose loss, clipped gradient or updated weights were not finite (each is skipped or undone; the run then exits non-zero).")
 
     def validate(self) -> None:
@@ -183,12 +187,13 @@ class TrainConfig(ModelOptions, DataOptions):
             raise ValueError("key 'temperature' must be > 0 for sampled rollouts")
         if self.sft_slate_size > self.max_slate:
             raise ValueError(f"key 'sft_slate_size' ({self.sft_slate_size}) must not exceed 'max_slate' ({self.max_slate})")
+        parse_duration(self.max_time)
 
 
 # keys a resumed run may change: bookkeeping, not what the steps compute
 RESUME_MAY_CHANGE = (
     "max_steps", "log_every", "save_every", "keep_last", "eval_every", "eval_limit", "eval_constrained",
-    "tensorboard", "max_bad_steps", "torch_threads", "output_dir",
+    "tensorboard", "max_bad_steps", "torch_threads", "output_dir", "max_time",
 )
 
 
@@ -249,6 +254,7 @@ class EvalConfig:
     max_rank: int = option(5, "Parser limit on the ranking (paper: 5); scorers' ranking size.")
     max_new_tokens: int = option(64, "Longest completion decoded.")
     batch_size: int = option(8, "Prompts decoded together.", bookkeeping=True)
+    log_every: int = option(50, "Without a terminal (a log file): a progress line about every N examples decoded (a terminal gets a live bar).", bookkeeping=True)
     constrained: bool = option(False, "Constrain greedy decoding to the output format, so every output is valid (off: the paper's protocol, where format errors count).")
     ks: list[int] = option([1, 3, 5], "Cut-offs of Recall/Precision/Hit/NDCG.")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Parameter dtype (float32 on CPU).")
@@ -273,7 +279,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         check_output_dir(self.output_dir)
-        check_at_least(self, 1, "max_slate", "max_rank", "max_new_tokens", "batch_size")
+        check_at_least(self, 1, "max_slate", "max_rank", "max_new_tokens", "batch_size", "log_every")
         check_at_least(self, 0, "torch_threads")
         if self.prompt_context is not None:
             check_at_least(self, 1, "prompt_context")
@@ -301,6 +307,39 @@ class EvalConfig:
             raise ValueError(f"key 'seq_dropout' must be in [0, 1), got {self.seq_dropout}")
         if self.seq_lr is not None and self.seq_lr <= 0:
             raise ValueError(f"key 'seq_lr' must be > 0, got {self.seq_lr}")
+
+
+@dataclass
+class RankConfig:
+    """``fgrpo rank``: a slate and a ranking for every example of a JSONL file, with a trained model."""
+
+    model: str = option("runs/train/model", "Model folder written by fgrpo: its fgrpo.json sets the answer format (parser limits, prompt style, completion length).")
+    input: str = option("-", "JSONL, one example a line: the dataset schema (relevance not needed) or {query, candidates} with candidates as {id, text} objects or plain texts (ids 1..N); a missing id is the line number. '-': stdin.")
+    output: str = option("-", "Where one JSON line per example goes ({id, slate, ranking, valid, errors, completion}, candidate ids); '-': stdout. A file is written only once all are ranked.")
+    batch_size: int = option(8, "Prompts decoded together.", bookkeeping=True)
+    constrained: bool = option(False, "Decode only valid outputs (distinct in-pool slate, ranking within the slate), as in eval.")
+    max_new_tokens: int | None = option(None, "Longest completion decoded (null: the model folder's fgrpo.json, else 96).")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Parameter dtype (float32 on CPU).")
+    torch_threads: int = option(0, "CPU threads for torch (0: default).", bookkeeping=True)
+    log_every: int = option(50, "Without a terminal: a progress line about every N examples (a terminal gets a live bar).", bookkeeping=True)
+
+    def validate(self) -> None:
+        check_at_least(self, 1, "batch_size", "log_every")
+        check_at_least(self, 0, "torch_threads")
+        if self.max_new_tokens is not None:
+            check_at_least(self, 1, "max_new_tokens")
+
+
+@dataclass
+class ReportConfig:
+    """``fgrpo report FOLDER``: one self-contained HTML page of a run or a comparison."""
+
+    folder: str = option("runs/eval", "An eval output_dir (metrics.json, predictions.jsonl), a train/sft output_dir (metrics.jsonl) or a compare output_dir (results.json).")
+    output: str | None = option(None, "The HTML file written (null: FOLDER/report.html).")
+    max_examples: int = option(200, "Predictions shown in the page's table (the first N of the split; the metrics use all).")
+
+    def validate(self) -> None:
+        check_at_least(self, 1, "max_examples")
 
 
 @dataclass

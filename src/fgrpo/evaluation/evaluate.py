@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from fgrpo.config.progress import Progress
 from fgrpo.data.schema import Example
 from fgrpo.evaluation.metrics import ci95_halfwidth, error_analysis, per_example_metrics
 from fgrpo.format.completion import parse_completion
@@ -35,6 +34,19 @@ def prediction_row(
     }
 
 
+def prediction_with_ids(prediction: dict[str, Any], example: Example) -> dict[str, Any]:
+    """A prediction row with the candidate ids next to the numbers (``candidate_ids``: the
+    pool in order, so number k is ``candidate_ids[k-1]``; ``slate_ids``, ``ranking_ids``,
+    ``relevant_ids``): a user can join it to their own data without this fgrpo's files."""
+    if prediction.get("id") != example.id:
+        raise ValueError(f"prediction of {prediction.get('id')!r} joined to example {example.id!r}")
+    ids = [c.id for c in example.candidates]
+    return {
+        **prediction, "candidate_ids": ids,
+        **{f"{key}_ids": [ids[k - 1] for k in prediction.get(key) or []] for key in ("slate", "ranking", "relevant")},
+    }  # fmt: skip
+
+
 def predict(
     model: Any,
     tokenizer: Any,
@@ -46,12 +58,16 @@ def predict(
     progress: bool = True,
     constrained: bool = False,
     style: Style = "standard",
+    log_every: int = 10,
+    desc: str = "eval",
 ) -> list[dict[str, Any]]:
     """One prediction per example (:func:`prediction_row`) from one greedy answer each;
-    ``style``: the prompt style (fgrpo.format.prompts; ``zeroshot`` for untrained models)."""
+    ``style``: the prompt style (fgrpo.format.prompts; ``zeroshot`` for untrained models).
+    ``progress``: a bar on a terminal, else a line every ``log_every`` examples' batches."""
     out: list[dict[str, Any]] = []
-    starts = range(0, len(examples), batch_size)
-    for s in tqdm(starts, desc="eval", disable=None if progress else True, dynamic_ncols=True):
+    bar = Progress(len(examples), desc, every=1, unit="example", enabled=progress)
+    every = max(1, log_every // max(1, batch_size)) * batch_size  # a line about every log_every examples
+    for s in range(0, len(examples), batch_size):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(tokenizer, ex, max_slate, max_rank, style=style) for ex in chunk]
         constraint = decoding_constraint(tokenizer, chunk, max_slate, max_rank) if constrained else None
@@ -61,6 +77,9 @@ def predict(
             prediction_row(ex, text, max_slate, max_rank, candidate_labels(tokenizer, ex))
             for ex, text in zip(chunk, texts, strict=True)
         )
+        bar.every = every
+        bar.update(len(chunk), valid=sum(p["slate_valid"] and p["rank_valid"] for p in out) / len(out))
+    bar.close()
     return out
 
 

@@ -191,6 +191,22 @@ def error_analysis(
     }
 
 
+FOUND, SLATE_MISS, RANK_DROP = "found", "slate_miss", "rank_drop"
+
+
+def example_errors(ranking: Sequence[int], slate: Sequence[int], grades: Sequence[int], k: int = 5) -> dict[int, str]:
+    """Per example, what became of each relevant candidate (number -> ``found``: in the
+    top k of the ranking; ``rank_drop``: in the slate but not in the top k; ``slate_miss``:
+    never put in the slate). :func:`error_analysis` is these outcomes pooled over a split."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    top, in_slate = set(ranking[:k]), set(slate)
+    return {
+        num: FOUND if num in top else RANK_DROP if num in in_slate else SLATE_MISS
+        for num, g in enumerate(grades, start=1) if g > 0
+    }  # fmt: skip
+
+
 def format_markdown_table(
     rows: Mapping[str, Mapping[str, float]],
     keys: Sequence[str],

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from fgrpo.config.progress import Progress
 from fgrpo.data.schema import Example
 from fgrpo.evaluation.evaluate import prediction_row
 from fgrpo.format.completion import RANK_CLOSE, SLATE_CLOSE, parse_completion
@@ -60,8 +59,8 @@ def predict_two_step(
     None when skipped). Greedy decoding in both steps; ``constrained`` constrains both (step 2
     to distinct members of step 1's slate)."""
     out: list[dict[str, Any]] = []
-    starts = range(0, len(examples), batch_size)
-    for s in tqdm(starts, desc="eval two-step", disable=None if progress else True, dynamic_ncols=True):
+    bar = Progress(len(examples), "eval two-step", every=max(1, 10 // max(1, batch_size)) * batch_size, unit="example", enabled=progress)
+    for s in range(0, len(examples), batch_size):
         chunk = examples[s : s + batch_size]
         prompts = [encode_prompt(selector_tokenizer, ex, max_slate, max_rank, phase="slate", style=style) for ex in chunk]
         constraint = decoding_constraint(selector_tokenizer, chunk, max_slate, max_rank, "slate") if constrained else None
@@ -92,4 +91,6 @@ def predict_two_step(
         for ex, raw, part, rank in zip(chunk, raw_slates, slate_parts, ranks, strict=True):
             row = prediction_row(ex, join_answers(part, rank), max_slate, max_rank, candidate_labels(ranker_tokenizer, ex))
             out.append({**row, "selector_completion": raw, "ranker_completion": rank})
+        bar.update(len(chunk))
+    bar.close()
     return out

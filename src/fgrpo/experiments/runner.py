@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fgrpo.config import save_config
+from fgrpo.config.progress import clock_text
 from fgrpo.experiments.expand import expand_runs
 from fgrpo.experiments.report import CompareOutcome, write_results
 from fgrpo.experiments.spec import CompareConfig, RunSpec, budget_text
@@ -253,14 +254,19 @@ def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutco
     out = Path(cfg.output_dir)
     todo = sum(not s.done for s in specs)
     echo(f"compare: {len(specs)} runs, {len(specs) - todo} already done -> {out}")
+    t0, ran = time.monotonic(), 0
     for i, spec in enumerate(specs, start=1):
         head = f"[{i}/{len(specs)}] {spec.method} seed {spec.seed}"
+        if ran:  # the runs to go at the mean wall clock of those run so far (methods differ: a rough guide)
+            left = sum(not s.done for s in specs[i - 1 :])
+            head += f" (ETA {clock_text((time.monotonic() - t0) / ran * left)})"
         if spec.done:
             outcome.records[(spec.method, spec.seed)] = json.loads(spec.marker.read_text())
             echo(f"{head}: done before, skipped")
             continue
         trained = (spec.run_dir / "train_phase.json").is_file()  # interrupted between training and eval
         echo(f"{head}: running ({'trained before; evaluating only' if trained else budget_text(spec.budget())})")
+        ran += 1  # finished or failed, it took its time
         try:
             rec = run_one(spec, cfg.poll_seconds)
         except RunFailed as e:

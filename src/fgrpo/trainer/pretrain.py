@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fgrpo.config.progress import Progress
 from fgrpo.data.schema import Example
 from fgrpo.format.items import HIST_TOKEN, item_token
 from fgrpo.models.idtiny import id_key
@@ -119,6 +120,7 @@ def pretrain_items(
     losses: list[float] = []
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-math.inf, 0, None)
     misses = 0
+    bar = Progress(steps, "pretrain-items", every=log_every)
     for step in range(steps):
         t0 = time.perf_counter()
         if validate is not None and eval_every > 0 and step > 0 and step % eval_every == 0:
@@ -126,6 +128,7 @@ def pretrain_items(
             model.train()
             if log is not None:
                 log({"step": step, "valid/next_item_NDCG@5": score})
+            bar.postfix["valid_NDCG@5"] = score
             if score > best[0]:
                 best, misses = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
             else:
@@ -140,9 +143,11 @@ def pretrain_items(
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
+        bar.update(1, loss=losses[-1])
         if log is not None and (step % log_every == 0 or step == steps - 1):
             log({"step": step + 1, "pretrain/loss": losses[-1], "pretrain/grad_norm": float(grad_norm),
                  "pretrain/lr": scheduler.get_last_lr()[0], "step_time_s": time.perf_counter() - t0})  # fmt: skip
+    bar.close()
     if validate is not None and eval_every > 0 and best[2] is not None:
         final = validate()
         if log is not None:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from fgrpo.config.progress import Progress, TimeBudget
 from fgrpo.data.schema import Example
 from fgrpo.format.completion import render_completion, render_ranking, render_slate
 from fgrpo.format.items import candidate_labels
@@ -38,6 +38,40 @@ from fgrpo.trainer.schedule import warmup_cosine
 
 FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
 TARGETS = ("both", "slate", "rank")
+SFT_STATE = "sft_state.pt"  # in checkpoints/step-N/: what `fgrpo sft --resume` continues from
+
+
+class SFTStoppedEarly(Exception):  # noqa: N818 - a normal end of a run, not an error
+    """The ``max_time`` budget ended the supervised steps after ``step`` steps; the state to
+    continue from is in ``state``'s folder (``fgrpo sft --resume``)."""
+
+    def __init__(self, step: int, state: Path) -> None:
+        super().__init__(f"stopped early at step {step}")
+        self.step, self.state = step, state
+
+
+def save_sft_state(folder: Path, step: int, model: Any, optimizer: Any, scheduler: Any, rng: np.random.Generator,
+                   order: np.ndarray, cursor: int) -> Path:  # fmt: skip
+    """Everything the next step depends on, written to a temporary file and renamed (a kill
+    leaves the old state or the new one): weights, AdamW, the schedule, the data order and
+    every RNG. Returns the file."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": rng.bit_generator.state, "order": order, "cursor": cursor, "torch_rng": torch.get_rng_state(),
+    }  # fmt: skip
+    tmp = folder / f".tmp-{SFT_STATE}"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / SFT_STATE)
+    return folder / SFT_STATE
+
+
+def latest_sft_state(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoints/step-N/sft_state.pt`` of an SFT run (None: none)."""
+    found = sorted((Path(output_dir) / "checkpoints").glob(f"step-*/{SFT_STATE}"))
+    return found[-1] if found else None
 
 
 def sft_target(
@@ -204,8 +238,14 @@ def supervised_steps(
     desc: str = "sft",
     target: str = "both",
     constrained_loss: bool = False,
+    budget: TimeBudget | None = None,
+    state_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> list[float]:
     """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses.
+    ``budget`` (``max_time``): before a step that would overrun it, the state is saved to
+    ``state_dir/step-N/`` and :class:`SFTStoppedEarly` raised; ``resume_from``: such a state
+    file, continued from exactly (the same batches, targets and updates as one run).
     ``target``: what is supervised (module docstring): both phases, the slate or the ranking.
     ``constrained_loss``: each position's softmax over the tokens the decoding constraint
     allows there (item-token models, one-pass target): the distribution constrained greedy
@@ -221,10 +261,23 @@ def supervised_steps(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total))
     model.train()
     order = rng.permutation(len(examples))
-    cursor, losses = 0, []
-    bar = tqdm(range(steps), desc=desc, dynamic_ncols=True, disable=None)
-    for step in bar:
+    cursor, losses, start = 0, [], 0
+    if resume_from is not None:
+        saved = torch.load(resume_from, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        rng.bit_generator.state = saved["rng"]
+        order, cursor, start = saved["order"], int(saved["cursor"]), int(saved["step"])
+        torch.set_rng_state(saved["torch_rng"])
+    bar = Progress(steps, desc, every=log_every, initial=start)
+    for step in range(start, steps):
+        if budget is not None and budget.next_would_exceed():
+            bar.close()
+            folder = (state_dir or Path(".")) / f"step-{step:06d}"
+            raise SFTStoppedEarly(step, save_sft_state(folder, step, model, optimizer, scheduler, rng, order, cursor))
         t0 = time.perf_counter()
+        b0 = budget.clock() if budget is not None else 0.0
         step_examples = []
         for _ in range(batch_size):
             if cursor == len(order):
@@ -250,7 +303,9 @@ def supervised_steps(
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        bar.update(1, loss=losses[-1])
+        if budget is not None:
+            budget.record(budget.clock() - b0)
         if log is not None and (step % log_every == 0 or step == steps - 1):
             log({
                 "step": step + 1,
@@ -259,6 +314,7 @@ def supervised_steps(
                 "sft/lr": scheduler.get_last_lr()[0],
                 "step_time_s": time.perf_counter() - t0,
             })
+    bar.close()
     optimizer.zero_grad(set_to_none=True)  # the last step's gradients would add to the caller's next backward
     model.eval()
     return losses

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fgrpo.algorithm import core_algos
 from fgrpo.algorithm.rewards import phase_rewards
 from fgrpo.config.commands import TrainConfig
+from fgrpo.config.progress import Progress, TimeBudget
 from fgrpo.data.schema import Example
 from fgrpo.format.completion import ERROR_KINDS, parse_completion
 from fgrpo.format.constrained import allowed_masks, decoding_constraint
@@ -385,19 +385,24 @@ def reference_logprobs(run: Run, prompt: list[int], completions: list[list[int]]
 # ------------------------------------------------------------------ the loop
 
 
-def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
-    """The RL steps until max_steps or a stop request; returns (steps done, consecutive
+def loop(run: Run, stop: dict[str, int | None], budget: TimeBudget | None = None) -> tuple[int, int, int]:
+    """The RL steps until max_steps, a stop request or the end of the ``max_time`` budget
+    (``budget``: then ``stop["max_time"]`` is set); returns (steps done, consecutive
     skipped steps at the end, the step whose state is on disk)."""
     cfg, out = run.cfg, Path(run.cfg.output_dir)
     bad_steps = 0
     step = saved = run.start_step  # at 0: the start of RL, a fresh run or the saved warm-up
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.advantage_estimator, dynamic_ncols=True, disable=None if run.log else True)
+    bar = Progress(cfg.max_steps, cfg.advantage_estimator, every=cfg.log_every, initial=step, enabled=run.log is not None)
     try:
         if cfg.eval_every and run.valid and step == 0 and stop["signal"] is None and (run.log is not None or run.strategy in SHARDED):
             scores = validate(run)  # under FSDP every process takes part in gathering the weights
             if run.log is not None:
                 run.log.write({"step": 0, **scores})  # the warm start's score, the curve's origin
         while step < cfg.max_steps and stop["signal"] is None:
+            if budget is not None and out_of_time(run, budget):
+                stop["max_time"] = step
+                break
+            t0 = budget.clock() if budget is not None else 0.0
             row = train_step(run, step)
             step += 1
             bad_steps = bad_steps + 1 if row["update_skipped"] else 0
@@ -405,8 +410,7 @@ def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
                 row.update(validate(run))
             if run.log and (step % cfg.log_every == 0 or step == cfg.max_steps or row["update_skipped"]):
                 run.log.write(row)
-            bar.update(1)
-            bar.set_postfix(slate=f"{row['reward/slate']:.3f}", rank=f"{row['reward/rank']:.3f}", valid=f"{row['format/valid_rate']:.2f}")
+            bar.update(1, slate=row["reward/slate"], rank=row["reward/rank"], valid=row["format/valid_rate"], loss=row["loss"])
             if bad_steps >= cfg.max_bad_steps:
                 raise TrainingStopped(
                     f"{bad_steps} consecutive steps had a non-finite loss, gradient or update (last at step {step}); "
@@ -415,11 +419,17 @@ def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
             if bad_steps == 0 and (step % cfg.save_every == 0 or step == cfg.max_steps):
                 checkpoint(run, step)
                 saved = step
-        if stop["signal"] is not None and step < cfg.max_steps and bad_steps == 0 and step != saved:
+            if budget is not None:
+                budget.record(budget.clock() - t0)  # the step with its evaluation and checkpoint
+        stopped = stop["signal"] is not None or stop.get("max_time") is not None
+        if stopped and step < cfg.max_steps and bad_steps == 0 and step != saved:
             checkpoint(run, step)  # not when just saved: re-saving a step replaces its folder
             saved = step
         if stop["signal"] is not None and step < cfg.max_steps and run.log:
             run.log.note(f"interrupted at step {step} by {signal.Signals(stop['signal']).name}; "
+                         f"saved state: step {saved}; resume with --resume")
+        elif stop.get("max_time") is not None and run.log:
+            run.log.note(f"max_time ({cfg.max_time}) reached: stopped early at step {step} of {cfg.max_steps}; "
                          f"saved state: step {saved}; resume with --resume")
         if bad_steps > 0 and run.log:
             run.log.note(f"ended with {bad_steps} skipped step(s); no final model written")
@@ -428,6 +438,16 @@ def loop(run: Run, stop: dict[str, int | None]) -> tuple[int, int, int]:
         if run.log:
             run.log.close()
     return step, bad_steps, saved
+
+
+def out_of_time(run: Run, budget: TimeBudget) -> bool:
+    """Whether the next step would overrun ``max_time``; every process takes the same
+    decision (the slowest process's clock), or one would wait forever in a reduction."""
+    late = budget.next_would_exceed()
+    if run.accelerator.num_processes > 1:
+        flag = torch.tensor(float(late), device=run.accelerator.device)
+        late = bool(run.accelerator.reduce(flag, reduction="sum") > 0)
+    return late
 
 
 def checkpoint(run: Run, step: int) -> None:
@@ -461,10 +481,13 @@ def validate(run: Run) -> dict[str, float]:
     return {f"valid/{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
 
 
-def save_final_model(run: Run, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+def save_final_model(
+    run: Run, folder: Path, state_dict: dict[str, torch.Tensor] | None = None, stopped_at: int | None = None
+) -> None:
     """A normal Hugging Face folder; with LoRA, the adapters merged into the base weights.
     Written to a temporary folder, then renamed: a kill leaves the complete folder or none.
-    ``state_dict``: the gathered full weights of a sharded model (sharded.full_state_dicts)."""
+    ``state_dict``: the gathered full weights of a sharded model (sharded.full_state_dicts).
+    ``stopped_at``: the step a ``max_time`` stop ended at (the card says so)."""
     import shutil
 
     from fgrpo.models.card import write_model_card
@@ -481,7 +504,10 @@ def save_final_model(run: Run, folder: Path, state_dict: dict[str, torch.Tensor]
     metrics_file = Path(run.cfg.output_dir) / "metrics.jsonl"
     last = [r for r in read_metrics(metrics_file) if "reward/slate" in r][-1:] if metrics_file.is_file() else []
     summary = {k: v for k, v in (last[0] if last else {}).items() if k.startswith(("reward/", "format/", "valid/")) or k == "step"}
-    write_model_card(tmp, run.cfg, training=f"{run.cfg.advantage_estimator} (fgrpo train)", metrics=summary)
+    training = f"{run.cfg.advantage_estimator} (fgrpo train)"
+    if stopped_at is not None:
+        training += f", stopped early by max_time at step {stopped_at} of {run.cfg.max_steps}"
+    write_model_card(tmp, run.cfg, training=training, metrics=summary, answer=trained_format(run))
     write_answer_format(tmp, trained_format(run))
     fsync_tree(tmp)
     publish(tmp, folder)
