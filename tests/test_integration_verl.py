@@ -2,7 +2,7 @@
 through verl's own registry and compute_advantage, against fgrpo_token_advantages.
 
 verl 0.9.1 pins transformers < 5.11, so it lives in its own environment (.venv-verl, built
-by scripts/setup_env.sh). Where verl is not importable, the verl tests re-run this file in
+by scripts/setup_verl_env.sh, which scripts/test.sh runs). Where verl is not importable, the verl tests re-run this file in
 that environment, so they run, not skip, wherever the test set-up was run.
 """
 
@@ -113,7 +113,7 @@ def expected(b: dict[str, torch.Tensor], perm: torch.Tensor, uids: np.ndarray, f
 def verl_venv_outcomes() -> dict[str, str]:
     """This file run once in .venv-verl: test name -> PASSED / FAILED / ..."""
     if not VERL_PYTHON.exists():
-        pytest.skip("verl is not installed here and .venv-verl is missing (scripts/setup_env.sh builds it)")
+        pytest.skip("verl is not installed here and .venv-verl is missing (bash scripts/setup_verl_env.sh builds it)")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [str(VERL_PYTHON), "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(Path(__file__).resolve())],
