@@ -349,7 +349,8 @@ class PretrainItemsConfig:
 
 
 DatasetName = Literal[
-    "ml100k", "ml1m", "llara", "hotpotqa_distractor", "hotpotqa_ircot", "musique", "gold_retrieved"
+    "ml100k", "ml1m", "llara", "recbole", "hf_dataset", "hotpotqa_distractor", "hotpotqa_ircot",
+    "musique", "gold_retrieved",
 ]
 
 
@@ -358,14 +359,52 @@ class PrepareConfig:
     dataset: DatasetName = option(
         "ml100k",
         "ml100k (RecBole atomic files), ml1m (ratings.dat + movies.dat), llara (LLaRA's "
-        "splits exported to JSONL/CSV), hotpotqa_distractor (original JSON), hotpotqa_ircot "
+        "splits exported to JSONL/CSV), recbole (RecBole atomic or sequence .inter files, "
+        "optional .item; LLMRank's), hf_dataset (a datasets.save_to_disk folder), hotpotqa_distractor (original JSON), hotpotqa_ircot "
         "(IRCoT JSONL), musique (original JSONL/JSON), gold_retrieved (X.json + "
         "X_retrieved_context*.jsonl folder)",
     )
     input_path: str | None = option(
         None,
-        "raw file (QA) or folder (ml100k, ml1m, llara, gold_retrieved); ml100k: null fetches "
-        "it from the recbole==1.2.1 wheel into $FGRPO_CACHE or ~/.cache/fgrpo",
+        "raw file (QA) or folder (ml100k, ml1m, llara, recbole, hf_dataset, gold_retrieved); "
+        "ml100k: null fetches it from the recbole==1.2.1 wheel into $FGRPO_CACHE or "
+        "~/.cache/fgrpo",
+    )
+    interactions_file: str | None = option(
+        None,
+        "ml100k, ml1m, recbole: the interaction file, relative to input_path or absolute "
+        "(null: ml-100k.inter, ratings.dat; recbole: the folder's NAME.inter or "
+        "NAME.train/valid/test.inter)",
+    )
+    items_file: str | None = option(
+        None,
+        "ml100k, ml1m, recbole: the item file, relative to input_path or absolute (null: "
+        "ml-100k.item, movies.dat; recbole: NAME.item if present, else items shown by id)",
+    )
+    user_field: str = option("user_id", "recbole, hf_dataset (interactions): the user column")
+    item_field: str = option(
+        "item_id", "recbole, hf_dataset (interactions): the item column (sequence files: the target)"
+    )
+    time_field: str = option(
+        "timestamp", "recbole atomic, hf_dataset (interactions): the timestamp column"
+    )
+    item_list_field: str = option(
+        "item_id_list", "recbole: the history column of sequence files (ids separated by spaces)"
+    )
+    item_text_field: str | None = option(
+        None,
+        "recbole (.item file), hf_dataset (interactions): the item-name column (null: "
+        "recbole takes the first of movie_title, title, name, item_name; hf_dataset shows ids)",
+    )
+    id_field: str = option("id", "hf_dataset (examples): the example id column (absent: split-row)")
+    query_field: str = option(
+        "query", "hf_dataset: the query column; its presence selects the examples shape"
+    )
+    candidates_field: str = option(
+        "candidates", "hf_dataset (examples): list of {id, text} or of strings (ids 1..N)"
+    )
+    relevance_field: str = option(
+        "relevance", "hf_dataset (examples): list of relevant ids, or an id -> grade struct"
     )
     output_dir: str = option(
         "data/prepared", "folder for train/valid/test.jsonl and manifest.json (relative to cwd)"
@@ -437,7 +476,7 @@ class PrepareConfig:
             raise ValueError("valid_fraction + test_fraction must be < 1 (no training questions)")
         if not 0 < self.dedup_overlap <= 1:
             raise ValueError(f"dedup_overlap must be in (0, 1], got {self.dedup_overlap}")
-        if self.input_path is None and self.dataset != "ml100k":
+        if self.input_path is None and self.dataset not in ("ml100k", "hf_dataset"):
             raise ValueError(f"input_path is required for dataset '{self.dataset}'")
         if self.task is not None and not self.task.strip():
             raise ValueError("task must be a non-empty name or null")
