@@ -345,6 +345,29 @@ class PretrainItemsConfig:
                 raise ValueError(f"key '{key}' must be >= 1")
 
 
+@dataclass
+class CheckDataConfig:
+    """``fgrpo check-data FOLDER``: the checks of a dataset folder before training (docs/data.md)."""
+
+    dataset: str = option("data/prepared", "The dataset folder to check (train/valid/test.jsonl): the command's FOLDER argument.")
+    model: str | None = option(None, "A model folder or builtin name: prompt lengths are counted in its tokens and checked against its context (null: not checked). Its fgrpo.json gives max_slate, max_rank, max_new_tokens and the prompt style.")
+    splits: list[str] = option(["train", "valid", "test"], "The split files checked (train and test must be there; valid is optional).")
+    max_slate: int | None = option(None, "Parser slate limit the pools are checked against (null: the model folder's, else 10).")
+    max_rank: int | None = option(None, "Parser ranking limit of the rendered prompt (null: the model folder's, else 5).")
+    max_new_tokens: int | None = option(None, "Tokens a completion needs after the prompt, within the context (null: the model folder's, else 64, train's default).")
+    prompt_style: Literal["standard", "zeroshot"] | None = option(None, "The prompt counted (null: the model folder's, else standard).")
+    prompt_context: int | None = option(None, "Context length prompts are checked against (null: the model's max_position_embeddings).")
+    output_dir: str = option("runs/check-data", "Where check_data.json (the report) is written.")
+
+    def validate(self) -> None:
+        check_output_dir(self.output_dir)
+        if not self.splits:
+            raise ValueError("key 'splits' must list at least one split")
+        for key in ("max_slate", "max_rank", "max_new_tokens", "prompt_context"):
+            if getattr(self, key) is not None:
+                check_at_least(self, 1, key)
+
+
 # --------------------------------------------------------------------------- prepare
 
 

@@ -57,6 +57,22 @@ def load_model(name: str, dtype: str = "float32", seed: int = 0, tiny_hidden_siz
     return from_pretrained(AutoModelForCausalLM, model_path(name), dtype=DTYPES[dtype])
 
 
+def load_model_config(name: str) -> Any:
+    """The model's Hugging Face config without its weights (builtin tiny: built, it is small)."""
+    from transformers import AutoConfig
+
+    if name == TINY_LLAMA_ID:
+        return load_model(name).config
+    return from_pretrained(AutoConfig, model_path(name))
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Turn on activation (gradient) checkpointing under the name this transformers has:
+    ``activation_checkpointing_enable`` since the rename; the old name now warns on every run."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+
+
 def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str) -> Any:
     from peft import LoraConfig, get_peft_model
 
