@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from fgrpo.commands.setup import setup_run
-from fgrpo.config.commands import CheckDataConfig
+from fgrpo.config.commands import CHECK_DATA_FALLBACK, CheckDataConfig
 from fgrpo.data.checks import CheckReport, check_folder, report_text
 from fgrpo.data.schema import Example
 from fgrpo.format.prompts import TASK_INTROS
 
 REPORT = "check_data.json"
-# without a model folder that says otherwise: the parser limits and completion budget of train
-DEFAULTS = {"max_slate": 10, "max_rank": 5, "max_new_tokens": 64, "prompt_style": "standard"}
+DEFAULTS = CHECK_DATA_FALLBACK
 
 
 def answer_values(cfg: CheckDataConfig) -> dict[str, Any]:

@@ -345,6 +345,10 @@ class PretrainItemsConfig:
                 raise ValueError(f"key '{key}' must be >= 1")
 
 
+# check-data without a model folder (fgrpo.json) that says otherwise: train's defaults
+CHECK_DATA_FALLBACK = {"max_slate": 10, "max_rank": 5, "max_new_tokens": 64, "prompt_style": "standard"}
+
+
 @dataclass
 class CheckDataConfig:
     """``fgrpo check-data FOLDER``: the checks of a dataset folder before training (docs/data.md)."""
