@@ -141,6 +141,22 @@ def test_eval_runs_the_checks_and_warns(tmp_path: Path) -> None:
     assert checks["tasks"]["test"] == {"weird": 2}
 
 
+def test_training_commands_run_the_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from fgrpo.commands.inputs import train_valid
+    from fgrpo.config.commands import SFTConfig
+
+    folder = write(tmp_path / "data", {"train": [row("a", [0, 1, 2]), row("b", [0], query="")], "valid": [row("a", [1])]})
+    cfg = SFTConfig(dataset=str(folder), max_slate=2, max_rank=1, output_dir=str(tmp_path / "o"))
+    report: dict = {}
+    train, valid = train_valid(cfg, report)  # what sft, train and the dry run read through
+    assert len(train) == 2 and len(valid) == 1
+    err = capsys.readouterr().err
+    for text in ("more relevant candidates than max_slate (2)", "empty query", "appear in two splits"):
+        assert err.count(text) == 1, text
+    assert len(report["checks"]["warnings"]) == 3
+    assert report["checks"]["relevant_per_pool"]["train"] == {"1": 1, "3": 1}
+
+
 # --------------------------------------------------------------------------- small things
 
 

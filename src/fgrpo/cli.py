@@ -169,9 +169,12 @@ def check_data(
     folder: Path = typer.Argument(..., help="The dataset folder (train/valid/test.jsonl)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
+    import dataclasses
+
     from fgrpo.commands.check_data import REPORT, run_check_data
 
-    cfg = _load("check-data", config, [*ctx.args, f"dataset={folder}"])
+    # FOLDER set after loading, not as an override: a path is not read as YAML ("true", "a: b")
+    cfg = dataclasses.replace(_load("check-data", config, ctx.args), dataset=str(folder))
     report, text = run_check_data(cfg)
     typer.echo(text)
     typer.echo(f"written: {Path(cfg.output_dir) / REPORT}")
