@@ -210,12 +210,13 @@ def test_utf8_bom_is_read(tmp_path: Path) -> None:
 
 
 def test_checkpointing_without_the_deprecation_warning() -> None:
-    from fgrpo.models.loading import enable_checkpointing, load_model
+    from fgrpo.models.loading import add_lora, enable_checkpointing, load_model
 
     model = load_model("builtin:tiny-llama")
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         enable_checkpointing(model)
+        add_lora(load_model("builtin:tiny-llama"), 4, 8, 0.0, "all-linear")  # peft's read of the old name
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]

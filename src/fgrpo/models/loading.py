@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,11 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str
         m.strip() for m in target_modules.split(",") if m.strip()
     ]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft reads the old name model.is_gradient_checkpointing, which transformers now
+        # warns about on every LoRA run; nothing for us to change, so only that one is hushed
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def load_trained(name: str, dtype: str = "float32") -> tuple[Any, Any]:
