@@ -15,6 +15,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 def render() -> str:
     from fgrpo.config.commands import (
+        CheckDataConfig,
         CompareConfig,
         EvalConfig,
         MethodSpec,
@@ -34,7 +35,8 @@ def render() -> str:
     ]
     sections = [(f"## `fgrpo {command}` ({cls.__name__})", cls) for command, cls in (
         ("train", TrainConfig), ("sft", SFTConfig), ("pretrain-items", PretrainItemsConfig), ("prepare", PrepareConfig),
-        ("eval", EvalConfig), ("rank", RankConfig), ("report", ReportConfig), ("compare", CompareConfig))]
+        ("eval", EvalConfig), ("rank", RankConfig), ("report", ReportConfig), ("check-data", CheckDataConfig),
+        ("compare", CompareConfig))]
     # an experiment's `methods:` entries are checked like a config of their own (docs/compare.md)
     sections.append((f"### `fgrpo compare`: each entry of `methods:` ({MethodSpec.__name__})", MethodSpec))
     for heading, cls in sections:

@@ -14,12 +14,22 @@ import typer
 
 from fgrpo.config import ConfigError, field_help, load_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# rich markup reads "[key=value ...]" as a style tag and drops it: "\\[" keeps the bracket
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.replace("[", "\\["))
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _help(summary: str, command: str) -> str:
+    """A command's help: its summary, then how it takes its options (escaped for rich)."""
+    return (
+        f"{summary}\n\nOptions: fgrpo {command} \\[--config FILE.yaml] \\[key=value ...]: a YAML file, "
+        f"then overrides, every key checked; `fgrpo options {command}` lists them with help and defaults."
+    )
 
 
 def _config_classes() -> dict[str, type]:
     from fgrpo.config.commands import (
+        CheckDataConfig,
         EvalConfig,
         PrepareConfig,
         PretrainItemsConfig,
@@ -30,7 +40,7 @@ def _config_classes() -> dict[str, type]:
     )
 
     return {"train": TrainConfig, "sft": SFTConfig, "pretrain-items": PretrainItemsConfig, "prepare": PrepareConfig,
-            "eval": EvalConfig, "rank": RankConfig, "report": ReportConfig}
+            "eval": EvalConfig, "rank": RankConfig, "report": ReportConfig, "check-data": CheckDataConfig}
 
 
 _LOADED: dict[str, Any] = {}  # the command's config, for error messages that name its output_dir
@@ -80,7 +90,7 @@ def disk_error_message(e: BaseException, output_dir: str | None = None) -> str |
     return None
 
 
-@app.command(context_settings=EXTRA)
+@app.command(context_settings=EXTRA, help=_help("RL training with F-GRPO (or GRPO: advantage_estimator=grpo).", "train"))
 def train(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -126,7 +136,7 @@ def _done(out: Path, command: str, shown: Path | None = None) -> None:
     typer.echo(f"done: {shown or out}")
 
 
-@app.command(context_settings=EXTRA)
+@app.command(context_settings=EXTRA, help=_help("Supervised warm start on targets in the output format.", "sft"))
 def sft(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -139,7 +149,7 @@ def sft(
     _done(folder.parent, "sft", shown=folder)
 
 
-@app.command(context_settings=EXTRA, name="pretrain-items")
+@app.command(context_settings=EXTRA, name="pretrain-items", help=_help("Build the id-tiny preset (one token per item) and pretrain it on next items (docs/id-tiny.md).", "pretrain-items"))
 def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Build the id-tiny preset (one token per item) and pretrain it on next items (docs/id-tiny.md)."""
     from fgrpo.commands.pretrain_items import run_pretrain_items
@@ -148,7 +158,7 @@ def pretrain_items(ctx: typer.Context, config: Path | None = typer.Option(None, 
     typer.echo(f"done: {out}")
 
 
-@app.command(context_settings=EXTRA)
+@app.command(context_settings=EXTRA, help=_help("Build train/valid/test JSONL and a manifest from a raw dataset.", "prepare"))
 def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file.")) -> None:
     """Build train/valid/test JSONL and a manifest from a raw dataset."""
     from fgrpo.commands.prepare import run
@@ -160,7 +170,7 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
     typer.echo(f"done: {manifest.get('output_dir', '')} {manifest.get('counts', '')}")
 
 
-@app.command(context_settings=EXTRA, name="eval")
+@app.command(context_settings=EXTRA, name="eval", help=_help("Greedy decoding (or a scorer baseline) on the test split; writes metrics.json, a Markdown table and predictions.jsonl.", "eval"))
 def evaluate(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -171,6 +181,25 @@ def evaluate(
 
     overrides = list(ctx.args) + ([f"limit={limit}"] if limit is not None else [])
     run_eval(_load("eval", config, overrides))
+
+
+@app.command(context_settings=EXTRA, name="check-data", help=_help("Check a dataset folder before training: counts, duplicates, histograms, empty texts, tasks, prompt lengths against a model's context (model=...), what the skip rules drop. Exit 1 when a check fails.", "check-data"))
+def check_data(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(..., help="The dataset folder (train/valid/test.jsonl)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    import dataclasses
+
+    from fgrpo.commands.check_data import REPORT, run_check_data
+
+    # FOLDER set after loading, not as an override: a path is not read as YAML ("true", "a: b")
+    cfg = dataclasses.replace(_load("check-data", config, ctx.args), dataset=str(folder))
+    report, text = run_check_data(cfg)
+    typer.echo(text)
+    typer.echo(f"written: {Path(cfg.output_dir) / REPORT}")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings=EXTRA)
@@ -251,7 +280,7 @@ def report(
 
 
 @app.command()
-def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | report | compare")) -> None:
+def options(command: str = typer.Argument(..., help="train | sft | pretrain-items | prepare | eval | rank | report | check-data | compare")) -> None:
     """List a command's config keys with type, default and help."""
     from fgrpo.config.commands import CompareConfig
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+from fgrpo.commands.inputs import check_splits
 from fgrpo.commands.setup import setup_run
 from fgrpo.config.commands import LLM_METHODS, TRAINED_METHODS, EvalConfig
 from fgrpo.data.schema import Example
@@ -88,10 +89,12 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
 def load_split(cfg: EvalConfig, report: dict[str, Any] | None = None) -> tuple[list[Example], list[Example]]:
     """(examples to score, training examples for the methods fitted on the train split; the
     toy task always has them)."""
-    return eval_splits(
+    examples, train = eval_splits(
         cfg.dataset, cfg.split, limit=cfg.limit, fitted=cfg.method in TRAINED_METHODS,
         skip_invalid=cfg.skip_invalid_rows, toy=ToyTask(cfg.toy_pool_size, cfg.toy_max_relevant, cfg.seed), report=report,
     )  # fmt: skip
+    check_splits(cfg, {cfg.split: examples, **({"train": train} if train else {})}, report)
+    return examples, train
 
 
 def seq_config(cfg: EvalConfig) -> Any:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fgrpo.data.checks import structure_problems
 from fgrpo.data.schema import Example
-from fgrpo.data.splits import ToyTask, fit_splits, load_splits, model_context
-from fgrpo.format.prompts import encode_prompt
+from fgrpo.data.splits import ToyTask, fit_splits, load_splits, model_context, say
+from fgrpo.format.prompts import TASK_INTROS, encode_prompt
 
 
 def toy_task(cfg: Any) -> ToyTask:
@@ -16,11 +17,29 @@ def toy_task(cfg: Any) -> ToyTask:
 
 
 def train_valid(cfg: Any, report: dict[str, Any] | None = None) -> tuple[list[Example], list[Example]]:
-    """(train, valid) of a config with the data options (train, sft, dry-run)."""
-    return load_splits(
+    """(train, valid) of a config with the data options (train, sft, dry-run), checked by
+    :func:`check_splits`."""
+    train, valid = load_splits(
         cfg.dataset, skip_invalid=cfg.skip_invalid_rows, toy=toy_task(cfg), toy_num_train=cfg.toy_num_train,
         toy_num_valid=cfg.toy_num_valid, report=report,
     )  # fmt: skip
+    check_splits(cfg, {"train": train, "valid": valid}, report)
+    return train, valid
+
+
+def check_splits(cfg: Any, splits: dict[str, list[Example]], report: dict[str, Any] | None = None) -> list[str]:
+    """``fgrpo check-data``'s structural checks on the splits a command read (bad rows and
+    prompts over the context already stop it where they are read): each warning printed
+    once, all of them and the histograms in ``report['checks']``. The generated toy task
+    is not checked. Returns the warnings."""
+    if cfg.dataset == "toy":
+        return []
+    warnings, stats = structure_problems(splits, TASK_INTROS, cfg.max_slate)
+    for line in warnings:
+        say(f"data warning: {line} (fgrpo check-data {cfg.dataset} for the whole report)")
+    if report is not None:
+        report["checks"] = {"warnings": warnings, **stats}
+    return warnings
 
 
 def fit_prompts(

@@ -46,16 +46,19 @@ def prompt_length_fn(tokenizer_name: str | None) -> Callable[[Example], int] | N
 
 
 def run_prepare(
-    cfg: PrepareConfig, prompt_length_fn: Callable[[Example], int] | None = None
+    cfg: PrepareConfig,
+    prompt_length_fn: Callable[[Example], int] | None = None,
+    hf_data: Any = None,
 ) -> dict[str, Any]:
     """Build the dataset named by ``cfg`` and write it to ``cfg.output_dir``; return the manifest.
 
     ``prompt_length_fn`` (e.g. the token count of the rendered prompt), when given, adds
-    ``prompt_lengths``: min / median / p95 / max per split to the manifest.
+    ``prompt_lengths``: min / median / p95 / max per split to the manifest. ``hf_data``: with
+    ``dataset=hf_dataset``, a ``datasets.Dataset`` or ``DatasetDict`` given in Python.
     """
     cfg.validate()
     stats: dict[str, int] = {}
-    built = build_dataset(cfg, stats)
+    built = build_dataset(cfg, stats, hf_data)
     out = setup_run(cfg, save=False)
     for split in SPLITS:
         write_jsonl(built.splits[split], out / f"{split}.jsonl")

@@ -87,7 +87,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     from fgrpo.commands.train import STOPPED_FILE, write_stopped
     from fgrpo.models.card import write_model_card
     from fgrpo.models.dropout import hidden_dropout
-    from fgrpo.models.loading import add_lora, load_model, load_tokenizer
+    from fgrpo.models.loading import add_lora, enable_checkpointing, load_model, load_tokenizer
 
     budget = TimeBudget(parse_duration(cfg.max_time))
     if resume:
@@ -103,7 +103,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     train = fit_prompts(cfg, tokenizer, model, {"train": train}, sft_target_budget(cfg), report)["train"]
     write_data_report(out, report)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_checkpointing(model)
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     fillers = filler_order(cfg.filler_policy, train, model, tokenizer)  # a frozen copy, before any hook

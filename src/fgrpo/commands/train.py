@@ -24,7 +24,7 @@ from fgrpo.config.commands import TrainConfig, check_resume_config
 from fgrpo.config.progress import TimeBudget, parse_duration
 from fgrpo.data.splits import write_data_report
 from fgrpo.models.answer_format import check_answer_format
-from fgrpo.models.loading import add_lora, load_model, load_tokenizer
+from fgrpo.models.loading import add_lora, enable_checkpointing, load_model, load_tokenizer
 from fgrpo.trainer.checkpoint import (
     STATE_FILE,
     latest_checkpoint,
@@ -95,7 +95,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     train, valid = fitted["train"], fitted["valid"]
     write_data_report(out if accelerator.is_main_process else None, data_report)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_checkpointing(model)
     if cfg.mixed_precision == "bf16":  # before the reference copy and LoRA, which then share it
         enable_autocast(model, torch.bfloat16, accelerator.device.type)
     log = MetricsLog(out, tensorboard=cfg.tensorboard) if accelerator.is_main_process else None

@@ -9,10 +9,12 @@ from, so a typo in a YAML file never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -30,6 +32,13 @@ def short(value: Any, limit: int = 80) -> str:
         return repr(value[:limit]) + f"… ({len(value):,} characters)"
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean a, b?)`` with the choices closest to ``word`` (difflib's similarity
+    ratio >= 0.6, its default: a typo of a letter or two, or a missing word part), else ``""``."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 class ConfigError(ValueError):
@@ -85,7 +94,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(f"{where}: key '{key}': {short(value)} is not one of {_type_name(tp)}")
+        hint = did_you_mean(value, [a for a in get_args(tp) if isinstance(a, str)]) if isinstance(value, str) else ""
+        raise ConfigError(f"{where}: key '{key}': {short(value)} is not one of {_type_name(tp)}{hint}")
     if tp is type(None):
         if value is None:
             return None
@@ -148,9 +158,7 @@ def check_values(cls: type, values: dict[str, Any], where: str) -> dict[str, Any
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            close = [n for n in names if n.startswith(key[:4])]
-            hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key {short(key)} for {cls.__name__}{hint}")
+            raise ConfigError(f"{where}: unknown key {short(key)} for {cls.__name__}{did_you_mean(key, names)}")
         kwargs[key] = _coerce(value, hints[key], key, where)
     return kwargs
 

@@ -384,6 +384,33 @@ class PretrainItemsConfig:
                 raise ValueError(f"key '{key}' must be >= 1")
 
 
+# check-data without a model folder (fgrpo.json) that says otherwise: train's defaults
+CHECK_DATA_FALLBACK = {"max_slate": 10, "max_rank": 5, "max_new_tokens": 64, "prompt_style": "standard"}
+
+
+@dataclass
+class CheckDataConfig:
+    """``fgrpo check-data FOLDER``: the checks of a dataset folder before training (docs/data.md)."""
+
+    dataset: str = option("data/prepared", "The dataset folder to check (train/valid/test.jsonl): the command's FOLDER argument.")
+    model: str | None = option(None, "A model folder or builtin name: prompt lengths are counted in its tokens and checked against its context (null: not checked). Its fgrpo.json gives max_slate, max_rank, max_new_tokens and the prompt style.")
+    splits: list[str] = option(["train", "valid", "test"], "The split files checked (train and test must be there; valid is optional).")
+    max_slate: int | None = option(None, "Parser slate limit the pools are checked against (null: the model folder's, else 10).")
+    max_rank: int | None = option(None, "Parser ranking limit of the rendered prompt (null: the model folder's, else 5).")
+    max_new_tokens: int | None = option(None, "Tokens a completion needs after the prompt, within the context (null: the model folder's, else 64, train's default).")
+    prompt_style: Literal["standard", "zeroshot"] | None = option(None, "The prompt counted (null: the model folder's, else standard).")
+    prompt_context: int | None = option(None, "Context length prompts are checked against (null: the model's max_position_embeddings).")
+    output_dir: str = option("runs/check-data", "Where check_data.json (the report) is written.")
+
+    def validate(self) -> None:
+        check_output_dir(self.output_dir)
+        if not self.splits:
+            raise ValueError("key 'splits' must list at least one split")
+        for key in ("max_slate", "max_rank", "max_new_tokens", "prompt_context"):
+            if getattr(self, key) is not None:
+                check_at_least(self, 1, key)
+
+
 # --------------------------------------------------------------------------- prepare
 
 
@@ -392,6 +419,8 @@ DatasetName = Literal[
     "ml1m",
     "llara",
     "lastfm",
+    "recbole",
+    "hf_dataset",
     "hotpotqa_distractor",
     "hotpotqa_ircot",
     "musique",
@@ -405,15 +434,52 @@ class PrepareConfig:
         "ml100k",
         "ml100k (RecBole atomic files), ml1m (ratings.dat + movies.dat), llara (LLaRA's "
         "splits exported to JSONL/CSV), lastfm (LLaRA's and S-DPO's LastFM files, pickles "
-        "read safely; see protocol), hotpotqa_distractor (original JSON), hotpotqa_ircot "
+        "read safely; see protocol), recbole (RecBole atomic or sequence .inter files, "
+        "optional .item; LLMRank's), hf_dataset (a datasets.save_to_disk folder), hotpotqa_distractor (original JSON), hotpotqa_ircot "
         "(IRCoT JSONL), musique (original JSONL/JSON), gold_retrieved (X.json + "
         "X_retrieved_context*.jsonl folder)",
     )
     input_path: str | None = option(
         None,
-        "raw file (QA) or folder (ml100k, ml1m, llara, lastfm, gold_retrieved); lastfm: the "
+        "raw file (QA) or folder (ml100k, ml1m, llara, lastfm, recbole, hf_dataset, gold_retrieved); lastfm: the "
         "folder holding llara/, napo/, sdpo/ (the layout of ../shared/data/lastfm); ml100k: "
         "null fetches it from the recbole==1.2.1 wheel into $FGRPO_CACHE or ~/.cache/fgrpo",
+    )
+    interactions_file: str | None = option(
+        None,
+        "ml100k, ml1m, recbole: the interaction file, relative to input_path or absolute "
+        "(null: ml-100k.inter, ratings.dat; recbole: the folder's NAME.inter or "
+        "NAME.train/valid/test.inter)",
+    )
+    items_file: str | None = option(
+        None,
+        "ml100k, ml1m, recbole: the item file, relative to input_path or absolute (null: "
+        "ml-100k.item, movies.dat; recbole: NAME.item if present, else items shown by id)",
+    )
+    user_field: str = option("user_id", "recbole, hf_dataset (interactions): the user column")
+    item_field: str = option(
+        "item_id", "recbole, hf_dataset (interactions): the item column (sequence files: the target)"
+    )
+    time_field: str = option(
+        "timestamp", "recbole atomic, hf_dataset (interactions): the timestamp column"
+    )
+    item_list_field: str = option(
+        "item_id_list", "recbole: the history column of sequence files (ids separated by spaces)"
+    )
+    item_text_field: str | None = option(
+        None,
+        "recbole (.item file), hf_dataset (interactions): the item-name column (null: "
+        "recbole takes the first of movie_title, title, name, item_name; hf_dataset shows ids)",
+    )
+    id_field: str = option("id", "hf_dataset (examples): the example id column (absent: split-row)")
+    query_field: str = option(
+        "query", "hf_dataset: the query column; its presence selects the examples shape"
+    )
+    candidates_field: str = option(
+        "candidates", "hf_dataset (examples): list of {id, text} or of strings (ids 1..N)"
+    )
+    relevance_field: str = option(
+        "relevance", "hf_dataset (examples): list of relevant ids, or an id -> grade struct"
     )
     protocol: Literal["llara", "sdpo_pools"] = option(
         "llara",
@@ -492,7 +558,7 @@ class PrepareConfig:
             raise ValueError(f"dedup_overlap must be in (0, 1], got {self.dedup_overlap}")
         if self.protocol != "llara" and self.dataset != "lastfm":
             raise ValueError(f"protocol '{self.protocol}' is for dataset lastfm only")
-        if self.input_path is None and self.dataset != "ml100k":
+        if self.input_path is None and self.dataset not in ("ml100k", "hf_dataset"):
             raise ValueError(f"input_path is required for dataset '{self.dataset}'")
         if self.task is not None and not self.task.strip():
             raise ValueError("task must be a non-empty name or null")

@@ -23,11 +23,11 @@ from typing import Any
 
 from fgrpo.config import to_dict
 from fgrpo.config.commands import PrepareConfig
-from fgrpo.data import fetch, lastfm, movielens, next_item, passages, qa
+from fgrpo.data import fetch, hf, lastfm, movielens, next_item, passages, qa, recbole
 from fgrpo.data.common import SPLITS, input_hashes
 from fgrpo.data.schema import DataError, Example
 
-SEQUENTIAL = ("ml100k", "ml1m", "llara", "lastfm")
+SEQUENTIAL = ("ml100k", "ml1m", "llara", "lastfm", "recbole")
 QA_LOADERS = {
     "hotpotqa_distractor": qa.load_hotpotqa_distractor,
     "hotpotqa_ircot": qa.load_hotpotqa_ircot,
@@ -119,9 +119,35 @@ def _build_sequential(
         task = cfg.task or _llara_task(root)
         splits = next_item.build_llara(rows, titles, task=task, **knobs)  # type: ignore[arg-type]
         return BuiltDataset(splits, input_hashes(root, files), task)
-    load = movielens.load_ml100k if cfg.dataset == "ml100k" else movielens.load_ml1m
-    data = load(root, cfg.skip_invalid, stats)
-    task = cfg.task or "movies"
+    if cfg.dataset == "recbole":
+        data = recbole.load_recbole(
+            root, _fields(cfg), cfg.interactions_file, cfg.items_file, cfg.skip_invalid, stats
+        )
+        task = cfg.task or "generic"
+    else:
+        load = movielens.load_ml100k if cfg.dataset == "ml100k" else movielens.load_ml1m
+        data = load(root, cfg.skip_invalid, stats, cfg.interactions_file, cfg.items_file)
+        task = cfg.task or "movies"
+    return _next_items(cfg, data, task, stats, root)
+
+
+def _fields(cfg: PrepareConfig) -> recbole.Fields:
+    return recbole.Fields(
+        cfg.user_field, cfg.item_field, cfg.time_field, cfg.item_list_field, cfg.item_text_field
+    )
+
+
+def _next_items(
+    cfg: PrepareConfig, data: movielens.RecData, task: str, stats: dict[str, int], root: Path
+) -> BuiltDataset:
+    knobs = dict(
+        seed=cfg.seed,
+        pool_size=cfg.pool_size,
+        history_len=cfg.history_len,
+        max_examples=cfg.max_examples,
+        skip_invalid=cfg.skip_invalid,
+        stats=stats,
+    )
     splits = next_item.build_sequential(
         data,
         task=task,
@@ -161,9 +187,36 @@ def _build_qa(
     return BuiltDataset(splits, input_hashes(path.parent if path.is_file() else path, files), task)
 
 
-def build_dataset(cfg: PrepareConfig, stats: dict[str, int]) -> BuiltDataset:
+def _build_hf(cfg: PrepareConfig, stats: dict[str, int], data: Any) -> BuiltDataset:
+    if data is None:
+        if cfg.input_path is None:
+            raise DataError("dataset hf_dataset: set input_path (a save_to_disk folder) or pass the Dataset in Python")
+        root = Path(cfg.input_path)
+        data, files, where = hf.load_saved(root), hf.saved_files(root), str(root)
+    else:
+        root, files, where = Path("."), [], "<datasets.Dataset>"
+    if cfg.query_field in hf.columns(data):
+        splits = hf.examples_from_hf(
+            data, where=where, id_field=cfg.id_field, query_field=cfg.query_field,
+            candidates_field=cfg.candidates_field, relevance_field=cfg.relevance_field, task=cfg.task,
+            seed=cfg.seed, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction,
+            skip_invalid=cfg.skip_invalid, stats=stats,
+        )  # fmt: skip
+        tasks = {ex.task for exs in splits.values() for ex in exs}
+        return BuiltDataset(splits, input_hashes(root, files), cfg.task or ",".join(sorted(tasks)) or "generic")
+    recs = hf.recdata_from_hf(data, where=where, fields=_fields(cfg), skip_invalid=cfg.skip_invalid, stats=stats)
+    built = _next_items(cfg, recs, cfg.task or "generic", stats, root)
+    built.inputs = input_hashes(root, files)
+    return built
+
+
+def build_dataset(cfg: PrepareConfig, stats: dict[str, int], hf_data: Any = None) -> BuiltDataset:
     """Read the raw files ``cfg`` names and build its splits; ``stats`` gets every skipped
-    or altered record by kind. ``cfg`` must be valid (:meth:`PrepareConfig.validate`)."""
+    or altered record by kind. ``cfg`` must be valid (:meth:`PrepareConfig.validate`).
+    ``hf_data``: for dataset hf_dataset, a ``datasets.Dataset``/``DatasetDict`` given in
+    Python instead of a saved folder."""
+    if cfg.dataset == "hf_dataset":
+        return _build_hf(cfg, stats, hf_data)
     if cfg.dataset in SEQUENTIAL:
         return _build_sequential(cfg, stats)
     return _build_qa(cfg, stats)

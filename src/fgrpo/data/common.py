@@ -26,6 +26,18 @@ def require_file(path: Path) -> Path:
     return path
 
 
+def find_file(folder: Path, given: str | None, default: str, key: str) -> Path:
+    """The file config key ``key`` names (``given``: relative to ``folder`` or absolute;
+    None: ``default`` in ``folder``), or a :class:`DataError` saying what was looked for."""
+    path = Path(given) if given and Path(given).is_absolute() else folder / (given or default)
+    if path.is_file():
+        return path
+    present = sorted(p.name for p in folder.iterdir() if p.is_file())[:20] if folder.is_dir() else []
+    found = f"; {folder} holds {', '.join(present)}" if present else f"; {folder} holds no file"
+    how = f"key '{key}'" if given else f"the default of key '{key}'; set it to your file's name"
+    raise DataError(f"{path}: file not found (looked for {path.name}, {how}{found})")
+
+
 def subsample_indices(n: int, max_examples: int | None, seed: int, salt: int) -> list[int]:
     """All of ``range(n)``, or a seeded subset of ``max_examples`` of them in order."""
     if max_examples is None or n <= max_examples:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fgrpo.data.common import SPLITS, bump, require_file
+from fgrpo.data.common import SPLITS, bump, find_file, require_file
 from fgrpo.data.schema import DataError, iter_json_lines
 
 LLARA_MIN_HISTORY = 3  # LLaRA's loaders keep rows with len_seq >= 3
@@ -89,12 +89,12 @@ def id_sort_key(item: str) -> tuple[int, int, str]:
 # --------------------------------------------------------------------------- readers
 
 
-def _read_atomic(
+def read_atomic(
     path: Path, required: tuple[str, ...], skip_invalid: bool, stats: dict[str, int] | None
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a RecBole atomic file as ``(line, {name: value})``; names without types."""
     require_file(path)
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: a leading byte-order mark is dropped
         header = fh.readline().rstrip("\r\n")
         columns = header.split("\t")
         if not header or not all(":" in c for c in columns):
@@ -144,17 +144,22 @@ def _parse_interaction(
 
 
 def load_ml100k(
-    folder: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None
+    folder: str | Path,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+    interactions_file: str | None = None,
+    items_file: str | None = None,
 ) -> RecData:
-    """Read ``ml-100k.inter`` and ``ml-100k.item`` (RecBole atomic TSV) from ``folder``.
+    """Read ``ml-100k.inter`` and ``ml-100k.item`` (RecBole atomic TSV) from ``folder``
+    (other names: ``interactions_file``, ``items_file``, relative to ``folder`` or absolute).
 
     Item text is ``"Title (year)"`` (just the title when the year is empty).
     """
     folder = Path(folder)
-    item_path = require_file(folder / "ml-100k.item")
-    inter_path = require_file(folder / "ml-100k.inter")
+    item_path = find_file(folder, items_file, "ml-100k.item", "items_file")
+    inter_path = find_file(folder, interactions_file, "ml-100k.inter", "interactions_file")
     titles: dict[str, str] = {}
-    for lineno, row in _read_atomic(item_path, ("item_id", "movie_title"), skip_invalid, stats):
+    for lineno, row in read_atomic(item_path, ("item_id", "movie_title"), skip_invalid, stats):
         try:
             item, title = row["item_id"].strip(), " ".join(row["movie_title"].split())
             if not item or not title:
@@ -171,7 +176,7 @@ def load_ml100k(
         titles[item] = f"{title} ({year})" if year else title
     interactions: list[Interaction] = []
     required = ("user_id", "item_id", "timestamp")
-    for lineno, row in _read_atomic(inter_path, required, skip_invalid, stats):
+    for lineno, row in read_atomic(inter_path, required, skip_invalid, stats):
         try:
             fields = (row["user_id"], row["item_id"], row["timestamp"])
             interactions.append(_parse_interaction(inter_path, lineno, fields, titles, required))
@@ -205,15 +210,20 @@ def _read_dat(
 
 
 def load_ml1m(
-    folder: str | Path, skip_invalid: bool = False, stats: dict[str, int] | None = None
+    folder: str | Path,
+    skip_invalid: bool = False,
+    stats: dict[str, int] | None = None,
+    interactions_file: str | None = None,
+    items_file: str | None = None,
 ) -> RecData:
-    """Read MovieLens-1M's ``ratings.dat`` and ``movies.dat`` from ``folder``.
+    """Read MovieLens-1M's ``ratings.dat`` and ``movies.dat`` from ``folder`` (other names:
+    ``interactions_file``, ``items_file``).
 
     Titles in ``movies.dat`` already end with the year, e.g. ``"Toy Story (1995)"``.
     """
     folder = Path(folder)
-    movies = require_file(folder / "movies.dat")
-    ratings = require_file(folder / "ratings.dat")
+    movies = find_file(folder, items_file, "movies.dat", "items_file")
+    ratings = find_file(folder, interactions_file, "ratings.dat", "interactions_file")
     titles: dict[str, str] = {}
     for lineno, (item, title, _genres) in _read_dat(
         movies, 3, "MovieID::Title::Genres", skip_invalid, stats

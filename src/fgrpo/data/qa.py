@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from fgrpo.data.common import bump, require_file
-from fgrpo.data.schema import DataError, iter_json_lines
+from fgrpo.data.schema import DataError, iter_json_lines, json_error_text
 
 _WORD = re.compile(r"\w+")
 
@@ -92,7 +92,7 @@ def _records(
             data = json.loads(text)
         except json.JSONDecodeError as e:  # the whole file is unreadable: always an error
             raise DataError(
-                f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})"
+                f"{path}:{e.lineno}: not valid JSON ({json_error_text(e)})"
             ) from e
         for i, obj in enumerate(data):
             yield f"{path}: record {i}", obj
@@ -338,7 +338,7 @@ def load_gold_retrieved(
         gold = json.loads(gold_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(
-            f"{gold_path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})"
+            f"{gold_path}:{e.lineno}: not valid JSON ({json_error_text(e)})"
         ) from e
     if not isinstance(gold, list):
         raise DataError(f"{gold_path}: expected a JSON list of questions")
@@ -360,7 +360,7 @@ def load_gold_retrieved(
             try:
                 r = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{rw}: not valid JSON ({e.msg} at column {e.colno})") from e
+                raise DataError(f"{rw}: not valid JSON ({json_error_text(e)})") from e
             if not isinstance(r, dict):
                 raise DataError(f"{rw}: expected a JSON object, got {type(r).__name__}")
             qid = _get_id(g, "id", gw)

@@ -133,34 +133,55 @@ def example_from_json(obj: Any, where: str) -> Example:
     )
 
 
+def json_error_text(e: json.JSONDecodeError) -> str:
+    """``"<message> at column N"``; json's own message sometimes ends in "at" already
+    ("Invalid control character at"), which would read "at at column"."""
+    return f"{e.msg.removesuffix(' at')} at column {e.colno}"
+
+
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which some editors write at the start of a file
+
+
+def decode_json_line(raw: bytes, where: str) -> Any:
+    """The JSON value of one line (a leading byte-order mark dropped), ``None`` for a blank
+    line, or a :class:`DataError` naming ``where`` when it is not UTF-8 or not JSON."""
+    try:
+        line = raw.removeprefix(BOM).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        why = json_error_text(e) if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+        raise DataError(f"{where}: not valid JSON ({why})") from None
+
+
+def iter_raw_json_lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """``(file:line, raw bytes)`` of each line of a file, the first one's byte-order mark dropped."""
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            yield f"{path}:{lineno}", raw.removeprefix(BOM) if lineno == 1 else raw
+
+
 def iter_json_lines(
     path: Path, skip_invalid: bool = False, on_skip: Callable[[], None] | None = None
 ) -> Iterator[tuple[str, Any]]:
     """``(where, decoded object)`` for each non-blank line of a JSON-lines file, ``where``
     being ``file:line``. A line that is not UTF-8 or not JSON raises :class:`DataError`
-    naming it, or, with ``skip_invalid``, is skipped (``on_skip`` is called to count it)."""
-    with Path(path).open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                if not skip_invalid:
-                    raise DataError(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
-                if on_skip is not None:
-                    on_skip()
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as e:
-                if not skip_invalid:
-                    why = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-                    raise DataError(f"{where}: not valid JSON ({why})") from None
-                if on_skip is not None:
-                    on_skip()
-                continue
+    naming it, or, with ``skip_invalid``, is skipped (``on_skip`` is called to count it).
+    A byte-order mark at the start of the file is dropped, not reported."""
+    for where, raw in iter_raw_json_lines(path):
+        try:
+            obj = decode_json_line(raw, where)
+        except DataError:
+            if not skip_invalid:
+                raise
+            if on_skip is not None:
+                on_skip()
+            continue
+        if obj is not None:
             yield where, obj
 
 

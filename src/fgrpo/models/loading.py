@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,22 @@ def load_model(name: str, dtype: str = "float32", seed: int = 0, tiny_hidden_siz
     return from_pretrained(AutoModelForCausalLM, model_path(name), dtype=DTYPES[dtype])
 
 
+def load_model_config(name: str) -> Any:
+    """The model's Hugging Face config without its weights (builtin tiny: built, it is small)."""
+    from transformers import AutoConfig
+
+    if name == TINY_LLAMA_ID:
+        return load_model(name).config
+    return from_pretrained(AutoConfig, model_path(name))
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Turn on activation (gradient) checkpointing under the name this transformers has:
+    ``activation_checkpointing_enable`` since the rename; the old name now warns on every run."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+
+
 def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str) -> Any:
     from peft import LoraConfig, get_peft_model
 
@@ -64,7 +81,11 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, target_modules: str
         m.strip() for m in target_modules.split(",") if m.strip()
     ]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft reads the old name model.is_gradient_checkpointing, which transformers now
+        # warns about on every LoRA run; nothing for us to change, so only that one is hushed
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def load_trained(name: str, dtype: str = "float32") -> tuple[Any, Any]:
