@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
 # appended per command: the tiny builtin model in place of SmolLM2, and seconds-long budgets
 BUDGET = {
+    "check-data": ["model=builtin:tiny-llama"],
     "sft": ["model=builtin:tiny-llama", "max_steps=30", "batch_size=4", "learning_rate=0.003", "warmup_steps=2", "torch_threads=1"],
     "train": ["max_steps=2", "prompts_per_step=2", "group_size=2", "tensorboard=false", "torch_threads=1"],
     "eval": ["torch_threads=1"],
@@ -52,7 +53,7 @@ def test_readme_path_on_ones_own_folder(tmp_path: Path) -> None:
     (tmp_path / "mydata").mkdir()
     own_data(tmp_path / "mydata")
     commands = readme_commands()
-    assert [c[:2] for c in commands] == [["fgrpo", "sft"], ["fgrpo", "train"], ["fgrpo", "eval"], ["fgrpo", "report"],
+    assert [c[:2] for c in commands] == [["fgrpo", "check-data"], ["fgrpo", "sft"], ["fgrpo", "train"], ["fgrpo", "eval"], ["fgrpo", "report"],
                                          ["fgrpo", "rank"]]
     for argv in commands:
         proc = subprocess.run([sys.executable, "-m", "fgrpo", *argv[1:], *BUDGET[argv[1]]], cwd=tmp_path,
@@ -61,6 +62,8 @@ def test_readme_path_on_ones_own_folder(tmp_path: Path) -> None:
         if argv[1] in ("sft", "train"):
             assert re.search(rf"\[{'sft' if argv[1] == 'sft' else 'fgrpo'}\] step \d+/\d+", proc.stderr)  # progress, no terminal
     runs = tmp_path / "runs"
+    report = json.loads((runs / "check-data" / "check_data.json").read_text())
+    assert not report["failures"], report
     assert (runs / "my-rl" / "model" / "fgrpo.json").is_file()
     metrics = json.loads((runs / "my-eval" / "metrics.json").read_text())
     assert metrics["num_examples"] == 4 and "warnings" in metrics
