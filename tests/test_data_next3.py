@@ -199,3 +199,27 @@ def test_committed_config() -> None:
 
     cfg = load_config(PrepareConfig, Path(__file__).resolve().parents[1] / "configs" / "prepare_ml100k_next3.yaml")
     assert (cfg.num_targets, cfg.pool_size, cfg.target_grades) == (3, 20, "binary")
+
+
+def test_prepare_writes_the_next3_folder(folder: Path, tmp_path: Path) -> None:
+    """Through `fgrpo prepare`'s library call: the config keys reach the builder, the manifest
+    counts exactly 3 relevant per valid/test example and the skips, the bytes repeat."""
+    from fgrpo.commands.prepare import run_prepare
+
+    out = tmp_path / "out"
+    c = PrepareConfig(dataset="ml100k", input_path=str(folder), output_dir=str(out), num_targets=3, history_len=3)
+    manifest = run_prepare(c)
+    assert manifest["counts"] == {"train": 4, "valid": 2, "test": 2}
+    for split in ("valid", "test"):
+        assert manifest["relevant_per_example"][split]["min"] == manifest["relevant_per_example"][split]["max"] == 3
+    assert manifest["skipped"] == {
+        "skipped_train_windows_repeated_targets": 1,
+        "skipped_users_repeated_eval_targets": 1,
+        "skipped_users_too_short": 1,
+    }
+    assert (manifest["config"]["num_targets"], manifest["config"]["target_grades"]) == (3, "binary")
+    first = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    run_prepare(c)
+    assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == first
+    test = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    assert test[0]["relevance"] == {"10": 1, "11": 1, "12": 1}
