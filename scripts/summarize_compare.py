@@ -46,11 +46,11 @@ def main() -> None:
         valid = m["metrics"].get("format/valid_rate", {}).get("values", [1.0])
         cells = [cell(m["metrics"][k]["values"]) for k in keys]
         print(f"| {name} | {m['type']} | {m['n']} | " + " | ".join(cells) + f" | {sum(valid) / len(valid):.0%} |")
-    if args.coverage:  # 1 - errors@5/slate_miss_count / examples, from each run's eval/metrics.json
-        print("\nSlate coverage (relevant item inside the slate), per seed:")
+    if args.coverage:  # 1 - errors@5/slate_miss_count / relevant items, from each run's eval/metrics.json
+        print("\nSlate coverage (share of the relevant items inside the slate), per seed:")
         for name, m in res["methods"].items():
             runs = [args.results.parent / "runs" / name / f"seed{seed}" / "eval" / "metrics.json" for seed in m.get("seeds", [])]
-            cov = [1 - d["errors@5/slate_miss_count"] / d["num_examples"] for d in (json.loads(r.read_text()) for r in runs if r.is_file())
+            cov = [1 - d["errors@5/slate_miss_count"] / d.get("errors@5/relevant", d["num_examples"]) for d in (json.loads(r.read_text()) for r in runs if r.is_file())
                    if "errors@5/slate_miss_count" in d]  # fmt: skip
             if cov and m["type"] != "scorer":
                 print(f"- {name}: {cell(cov)} (per seed: {', '.join(f'{c:.3f}' for c in cov)})")

@@ -77,6 +77,36 @@ def test_eval_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path
     assert [(p["slate"], p["ranking"], p["errors"]) for p in preds] == [([6], [6], [])] * 12
 
 
+def test_train_logs_the_error_analysis_and_phase_signals(trained: Path) -> None:
+    rows = [r for r in read_metrics(trained / "metrics.jsonl") if "loss" in r]
+    assert len(rows) == 2
+    for r in rows:
+        relevant, miss, drop = (r[f"rollout/errors@5/{k}"] for k in ("relevant", "slate_miss_count", "rank_drop_count"))
+        assert relevant > 0 and 0 <= miss + drop <= relevant
+        shares = r["rollout/errors@5/slate_miss"] + r["rollout/errors@5/rank_drop"]
+        assert shares == pytest.approx(1.0 if miss + drop else 0.0)
+        assert 0 <= r["groups/slate_rank_corr_groups"] <= 2  # prompts_per_step=2
+        assert (r["groups/slate_rank_corr"] is None) == (r["groups/slate_rank_corr_groups"] == 0)
+        for phase in ("slate", "rank"):
+            assert r[f"adv/{phase}_std"] >= r[f"adv/{phase}_group_std"] - 1e-9 >= -1e-9  # total >= mean within
+
+
+def test_scorer_eval_writes_the_error_analysis_of_its_top_max_slate(tmp_path: Path) -> None:
+    """A scorer's slate is its top max_slate, its ranking the top max_rank: errors@k counted
+    on those, as for an LLM's answer."""
+    from fgrpo.evaluation.metrics import error_analysis
+
+    out = tmp_path / "pop"
+    fgrpo("eval", "method=popularity", "dataset=toy", f"output_dir={out}", "max_slate=3", "max_rank=2", "ks=[1,2]", "--limit", "40")
+    metrics = json.loads((out / "metrics.json").read_text())
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert all(len(p["slate"]) == 3 and p["ranking"] == p["slate"][:2] for p in preds)
+    grades = [[int(k in p["relevant"]) for k in range(1, 9)] for p in preds]  # toy pools of 8
+    ref = error_analysis([p["ranking"] for p in preds], [p["slate"] for p in preds], grades, k=2)
+    assert {k: metrics[f"errors@2/{k}"] for k in ref if k != "k"} == {k: v for k, v in ref.items() if k != "k"}
+    assert metrics["errors@2/slate_miss_count"] > 0 and metrics["errors@2/rank_drop_count"] > 0
+
+
 POOL = [{"id": "x", "text": "cat"}, {"id": "y", "text": "dog *"}]
 
 

@@ -386,3 +386,87 @@ def test_micro_batch_split_gives_same_loss_and_gradient(mode: str) -> None:
     assert (logp.grad[~mask] == 0).all() and logp.grad.abs().sum() > 0
     # normalizing each micro-batch by itself would not give the same loss (the test has teeth)
     assert not torch.allclose(naive, one_pass.detach())
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+
+def test_phase_error_counts_hand() -> None:
+    # example 0: relevant 1, 3, 5; slate {1, 2, 3}; ranking [2, 1]
+    # example 1: relevant 2 (grade 2); no slate, no ranking (padding only)
+    grades = torch.tensor([[0, 1, 0, 1, 0, 1], [0, 0, 2, 0, 0, 0]], dtype=torch.float32)
+    slate_hot = torch.zeros(2, 6, dtype=torch.bool)
+    slate_hot[0, [1, 2, 3]] = True
+    ranking = torch.tensor([[2, 1], [0, 0]])
+    # k = 1: top {2}; ex 0 misses 1, 3 (in the slate: rank drop) and 5 (slate miss); ex 1 misses 2
+    assert ca.phase_error_counts(slate_hot, ranking, grades, k=1).tolist() == [4, 2, 2]
+    # k = 2: top {2, 1}; ex 0 misses 3 (rank drop) and 5 (slate miss)
+    assert ca.phase_error_counts(slate_hot, ranking, grades, k=2).tolist() == [4, 2, 1]
+    # nothing missed
+    full = torch.ones(1, 3, dtype=torch.bool)
+    assert ca.phase_error_counts(full, torch.tensor([[2, 1]]), torch.tensor([[0.0, 1.0, 1.0]]), k=5).tolist() == [2, 0, 0]
+
+
+def test_phase_error_counts_match_error_analysis() -> None:
+    from fgrpo.evaluation.metrics import error_analysis
+
+    rng = random.Random(0)
+    rankings, slates, grades = [], [], []
+    for _ in range(40):
+        n = rng.randint(3, 12)
+        g = [rng.choice([0, 0, 1, 2]) for _ in range(n)]
+        g[rng.randrange(n)] = 1
+        slate = rng.sample(range(1, n + 1), rng.randint(0, n))
+        ranking = rng.sample(slate, rng.randint(0, len(slate)))
+        rankings.append(ranking), slates.append(slate), grades.append(g)
+    g_t = grades_tensor(grades)
+    hot = torch.zeros_like(g_t, dtype=torch.bool)
+    rank_t = torch.zeros(len(rankings), max(map(len, rankings)), dtype=torch.long)
+    for i, (s, r) in enumerate(zip(slates, rankings, strict=True)):
+        hot[i, s] = True
+        rank_t[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    for k in (1, 3, 5):
+        ref = error_analysis(rankings, slates, grades, k=k)
+        got = ca.phase_error_counts(hot, rank_t, g_t, k).tolist()
+        assert got == [ref["relevant"], ref["slate_miss_count"], ref["rank_drop_count"]]
+
+
+def test_phase_rewards_error_counts_treat_invalid_phases_as_empty() -> None:
+    texts = [
+        "<SLATE>[1] [2] [5]</SLATE><RANK>[2]</RANK>",  # 5 in the slate, ranked out at k=1: rank drop
+        "<SLATE>[1] [2] [3]</SLATE><RANK>[2] > [9]</RANK>",  # rank invalid: 2 rank drop, 5 slate miss
+        "I think <SLATE>[2] [5]</SLATE><RANK>[2]</RANK>",  # both invalid: 2 slate misses
+    ]
+    parsed = [parse_completion(t, 5, 10, 5) for t in texts]
+    out = phase_rewards(parsed, [[0, 1, 0, 0, 1]] * 3, rank_k=1)
+    assert out.error_counts is not None and out.error_counts.tolist() == [6, 3, 2]
+
+
+def test_advantage_spread_hand() -> None:
+    adv = torch.tensor([[1.0, -1.0], [0.0, 0.0]])
+    std, group_std = ca.advantage_spread(adv)
+    assert std.item() == pytest.approx(math.sqrt(0.5))  # values 1, -1, 0, 0: variance 2/4
+    assert group_std.item() == pytest.approx(0.5)  # groups' stds 1 and 0
+
+
+def test_within_group_correlation_hand() -> None:
+    x = torch.tensor([[1.0, 0, 0, 1], [1, 1, 1, 1], [0, 1, 2, 3], [1, 0, 0, 0]])
+    y = torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 1], [3, 2, 1, 0], [1, 1, 0, 0]])
+    # groups: +1, undefined (x flat), -1, and 0.5 / sqrt(0.75 * 1) = 1/sqrt(3)
+    mean, n = ca.within_group_correlation(x, y)
+    assert n.item() == 3
+    assert mean.item() == pytest.approx((1 - 1 + 1 / math.sqrt(3)) / 3)
+    mean, n = ca.within_group_correlation(x[1:2], y[1:2])
+    assert n.item() == 0 and math.isnan(mean.item())
+
+
+def test_within_group_correlation_vs_numpy() -> None:
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 16, generator=g, dtype=torch.float64)
+    y = 0.5 * x + torch.rand(6, 16, generator=g, dtype=torch.float64)
+    y[4] = 0.3  # flat: left out
+    mean, n = ca.within_group_correlation(x, y)
+    ref = [np.corrcoef(a, b)[0, 1] for i, (a, b) in enumerate(zip(x.numpy(), y.numpy(), strict=True)) if i != 4]
+    assert n.item() == 5 and mean.item() == pytest.approx(float(np.mean(ref)), abs=1e-12)

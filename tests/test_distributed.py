@@ -56,3 +56,11 @@ def test_step_metrics_cover_all_processes(tmp_path: Path) -> None:
     a, b = ([r for r in read_metrics(out / "metrics.jsonl") if "loss" in r][0] for out in (one, two))
     for key in ("completion_len", "phase_tokens/slate", "phase_tokens/rank", "reward/slate", "reward/rank"):
         assert b[key] == pytest.approx(a[key], rel=1e-6), key
+    # the error analysis and the phase signals are over the gathered batch too
+    counts = ("rollout/errors@5/relevant", "rollout/errors@5/slate_miss_count", "rollout/errors@5/rank_drop_count",
+              "groups/slate_rank_corr_groups")
+    assert [b[k] for k in counts] == [a[k] for k in counts] and a["rollout/errors@5/relevant"] > 0
+    for key in ("adv/slate_std", "adv/rank_std", "adv/slate_group_std", "adv/rank_group_std"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), key
+    corr = "groups/slate_rank_corr"
+    assert (a[corr] is None) == (b[corr] is None) and (a[corr] is None or b[corr] == pytest.approx(a[corr], rel=1e-6))

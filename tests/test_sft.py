@@ -68,3 +68,22 @@ def test_completion_loss_equals_naive_per_token_cross_entropy() -> None:
                 losses.append(-logp[t, lab])
     naive = torch.stack(losses).mean()
     assert torch.allclose(fast, naive, atol=1e-5), (fast, naive)
+
+
+def test_model_order_target_with_three_graded_relevant() -> None:
+    """The warm start's target (slate_order=model) on a next-3 pool: all three relevant in the
+    slate, the model's order kept, the missed ones replacing its lowest non-relevant picks; the
+    ranking lists the relevant ones first, by grade, then the slate in order."""
+    from fgrpo.data.schema import Candidate, Example
+
+    ex = Example("q", "q", [Candidate(str(i), f"c{i}") for i in range(1, 21)], {"7": 1, "12": 3, "19": 2})
+    model_order = [3, 7, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]  # 12, 19 outside its top 10
+    slate, ranking = sft_target(ex, 10, 5, np.random.default_rng(0), lambda e: model_order, slate_order="model")
+    assert slate == [3, 7, 1, 2, 4, 5, 6, 8, 12, 19]  # 9 and 10 dropped for 12 (grade 3) and 19 (grade 2)
+    assert ranking == [12, 19, 7, 3, 1]
+    assert parse_completion(render_completion(slate, ranking), 20, 10, 5).valid
+    # shuffled and ranked slates: the three relevant first in the ranking, by grade
+    for order in ("shuffled", "ranked"):
+        slate, ranking = sft_target(ex, 10, 5, np.random.default_rng(1), slate_order=order)
+        assert ranking[:3] == [12, 19, 7] and {7, 12, 19} <= set(slate) and len(slate) == 10
+    assert sft_target(ex, 10, 5, np.random.default_rng(1), slate_order="ranked")[0][:3] == [12, 19, 7]

@@ -166,7 +166,7 @@ def prepare(ctx: typer.Context, config: Path | None = typer.Option(None, "--conf
     manifest = run(_load("prepare", config, ctx.args))
     skipped = sum(manifest.get("skipped", {}).values())
     if skipped:
-        typer.echo(f"data: skipped {skipped} invalid record(s) (skip_invalid); by kind in manifest.json 'skipped'", err=True)
+        typer.echo(f"data: skipped {skipped} record(s) (invalid ones under skip_invalid, or outside the protocol); by kind in manifest.json 'skipped'", err=True)
     typer.echo(f"done: {manifest.get('output_dir', '')} {manifest.get('counts', '')}")
 
 

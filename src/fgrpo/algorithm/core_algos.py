@@ -128,6 +128,50 @@ def zero_variance_fraction(rewards: torch.Tensor, tol: float = 1e-8) -> torch.Te
     return (spread <= tol).float().mean()
 
 
+# ---------------------------------------------------------------- diagnostics
+
+
+def phase_error_counts(
+    slate_hot: torch.Tensor, ranking: torch.Tensor, grades: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Where the relevant candidates missing from the top k were lost, pooled over the batch.
+
+    slate_hot: [B, N+1] bool; ranking: [B, K] long, 0 = empty slot; grades: [B, N+1].
+    Returns [3] long: (relevant, slate miss = missed and not in the slate, rank drop =
+    missed but in the slate), the counts of :func:`fgrpo.evaluation.metrics.error_analysis`.
+    An invalid phase should come in empty (no slate, no ranking), as evaluation scores it.
+    """
+    relevant = grades > 0  # [B, N+1]
+    top = torch.zeros_like(relevant).scatter_(1, ranking[:, :k], True)  # [B, N+1]
+    top[:, 0] = False  # padding slots scattered into column 0
+    missed = relevant & ~top
+    slate_miss = (missed & ~slate_hot).sum()
+    rank_drop = (missed & slate_hot).sum()
+    return torch.stack([relevant.sum(), slate_miss, rank_drop])
+
+
+def advantage_spread(adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(std over the whole batch, mean over groups of the within-group std) of one phase's
+    advantages; population std (divisor n). adv: [P, G] -> two scalars."""
+    return adv.std(correction=0), adv.std(dim=1, correction=0).mean()
+
+
+def within_group_correlation(
+    x: torch.Tensor, y: torch.Tensor, tol: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean Pearson correlation of ``x`` and ``y`` within each group, over the groups where
+    both vary (max - min > ``tol``), and how many groups that is. x, y: [P, G] -> (scalar,
+    scalar long); the mean is NaN when no group qualifies."""
+    dx = x - x.mean(dim=1, keepdim=True)
+    dy = y - y.mean(dim=1, keepdim=True)
+    defined = (x.amax(1) - x.amin(1) > tol) & (y.amax(1) - y.amin(1) > tol)  # [P]
+    denom = (dx.square().sum(1) * dy.square().sum(1)).sqrt()
+    corr = (dx * dy).sum(1) / torch.where(defined, denom, torch.ones_like(denom))  # [P]
+    n = defined.sum()
+    mean = corr[defined].mean() if bool(n) else torch.tensor(float("nan"))
+    return mean, n
+
+
 # ---------------------------------------------------------------- loss
 
 

@@ -18,6 +18,8 @@ class PhaseRewards:
     slate_valid: torch.Tensor  # [B] bool
     rank_valid: torch.Tensor  # [B] bool
     errors: Counter[str]
+    # [3] long: relevant, slate miss, rank drop at rank_k, an invalid phase counted empty
+    error_counts: torch.Tensor | None = None
 
 
 def grades_tensor(grades: list[list[int]]) -> torch.Tensor:
@@ -52,10 +54,14 @@ def phase_rewards(
     r_slate = core_algos.slate_coverage(slate_hot, g, slate_reward)  # type: ignore[arg-type]
     r_rank = core_algos.ndcg_at_k(ranking, g, rank_k)
     errors: Counter[str] = Counter(e for p in parsed for e in p.errors)
+    counts = core_algos.phase_error_counts(
+        slate_hot & slate_valid[:, None], ranking * rank_valid[:, None], g, rank_k
+    )  # as evaluation scores an invalid phase: empty
     return PhaseRewards(
         slate=core_algos.penalize_invalid(r_slate, slate_valid, invalid_penalty),
         rank=core_algos.penalize_invalid(r_rank, rank_valid, invalid_penalty),
         slate_valid=slate_valid,
         rank_valid=rank_valid,
         errors=errors,
+        error_counts=counts,
     )

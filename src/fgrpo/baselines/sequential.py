@@ -227,7 +227,8 @@ def user_sequences(examples: Sequence[Example]) -> list[list[str]]:
     """Each user's chronological item sequence, rebuilt from training rows alone.
 
     A row with ``meta["user"]`` and ``meta["position"]`` (the index of its target in the
-    user's sequence; its history lies just before) places its history and target there; the
+    user's sequence; its history lies just before; ``meta["target_ids"]``: several targets
+    from there on, in order) places its history and target(s) there; the
     rows of one user are merged. Rows without them are their own sequence
     (``history + relevant ids``). A gap in a user's positions splits the sequence there.
     """
@@ -236,13 +237,13 @@ def user_sequences(examples: Sequence[Example]) -> list[list[str]]:
     for ex in examples:
         meta = ex.meta if isinstance(ex.meta, dict) else {}
         hist = history_ids(ex)
-        targets = [cid for cid, grade in ex.relevance.items() if grade > 0]
+        targets = [str(t) for t in meta.get("target_ids") or []] or [cid for cid, grade in ex.relevance.items() if grade > 0]
         user, pos = meta.get("user"), meta.get("position")
-        if user is None or not isinstance(pos, int) or len(targets) != 1:
+        if user is None or not isinstance(pos, int) or (len(targets) != 1 and "target_ids" not in meta):
             loose.append([*hist, *targets])
             continue
         slots = by_user.setdefault(str(user), {})
-        for offset, item in enumerate([*hist, targets[0]]):
+        for offset, item in enumerate([*hist, *targets]):
             slots.setdefault(pos - len(hist) + offset, item)
     out: list[list[str]] = []
     for slots in by_user.values():

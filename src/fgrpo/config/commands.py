@@ -495,6 +495,17 @@ class PrepareConfig:
     max_train_per_user: int | None = option(
         None, "recommendation: keep each user's most recent training positions only (null: all)"
     )
+    num_targets: int = option(
+        1,
+        "recommendation (ml100k, ml1m): relevant items per example, the user's next "
+        "num_targets interactions (1: leave-one-out; 3: the coverage-bound protocol, "
+        "docs/data.md)",
+    )
+    target_grades: Literal["binary", "order"] = option(
+        "binary",
+        "num_targets > 1: grades of the targets, binary (all 1) or order (num_targets..1, "
+        "the very next item highest)",
+    )
     max_passage_words: int | None = option(
         128,
         "QA: cut each passage to this many whitespace-separated WORDS (a tokenizer-free "
@@ -545,6 +556,17 @@ class PrepareConfig:
             raise ValueError(f"history_len must be >= 1, got {self.history_len}")
         if self.max_train_per_user is not None and self.max_train_per_user < 0:
             raise ValueError(f"max_train_per_user must be >= 0, got {self.max_train_per_user}")
+        if self.num_targets < 1:
+            raise ValueError(f"num_targets must be >= 1, got {self.num_targets}")
+        if self.num_targets > 1 and self.dataset not in ("ml100k", "ml1m"):
+            raise ValueError(
+                f"num_targets {self.num_targets} needs dataset ml100k or ml1m (the next-item "
+                f"builder over whole user histories), got '{self.dataset}'"
+            )
+        if self.pool_size <= self.num_targets:
+            raise ValueError(
+                f"pool_size must exceed num_targets ({self.num_targets}), got {self.pool_size}"
+            )
         if self.max_passage_words is not None and self.max_passage_words < 1:
             raise ValueError(f"max_passage_words must be >= 1, got {self.max_passage_words}")
         if self.max_examples is not None and self.max_examples < 1:

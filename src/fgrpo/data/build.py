@@ -152,6 +152,8 @@ def _next_items(
         data,
         task=task,
         max_train_per_user=cfg.max_train_per_user,
+        num_targets=cfg.num_targets,
+        target_grades=cfg.target_grades,
         **knobs,  # type: ignore[arg-type]
     )
     return BuiltDataset(splits, input_hashes(root, data.files), task)

@@ -16,6 +16,24 @@ Protocol (LLaRA's, used by the paper)
     ``k`` is ``[k]`` in prompts. Users with fewer than 3 interactions give no test, valid
     and train example each, so they are skipped and counted.
 
+Several targets (``num_targets = m > 1``, the coverage-bound protocol)
+    The relevant set is the user's next ``m`` interactions. With the user's ``n`` items in
+    the same order: the test relevant set is the last ``m`` items ``n-m..n-1``, the valid
+    one the ``m`` before them, and every training row a window of ``m`` consecutive items
+    ``t..t+m-1`` that ends before the first valid item (``t >= 1``, ``t + m <= n - 2m``),
+    its history the items before ``t``. So no valid or test item is a training target or
+    sits in a training history of that user, and the valid/test queries show the items
+    just before their own targets (the test history may hold valid items, as with one
+    target). The pool is the ``m`` targets plus ``pool_size - m`` negatives drawn as above.
+    Grades: ``binary`` (all 1; the default) or ``order`` (``m, m-1, .., 1``: the very next
+    item highest). Binary by default because the order inside the next few items carries
+    little signal: MovieLens logs many ratings in the same second, and ties are broken by
+    item id. Users with fewer than ``2m + 1`` interactions are skipped and counted; so is a
+    user whose valid or test targets share a title (two identical lines, both relevant),
+    so that every valid and test example has exactly ``m`` relevant candidates; a training
+    window with such a repeat is skipped and counted. ``meta["target_ids"]`` lists the
+    targets in order (with one target it is absent, and the files are as before).
+
     ``meta["history_ids"]`` holds the item ids of the titles in the query, in the same
     order (most recent last), for the id-based baselines (Popularity, SASRec, GRU4Rec).
     Only the shown window is stored, not the user's whole history: the whole one would
@@ -30,7 +48,7 @@ seed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,7 +58,8 @@ from fgrpo.data.movielens import Interaction, LlaraRow, RecData, id_sort_key
 from fgrpo.data.schema import Candidate, DataError, Example
 
 HISTORY_SEP = "\n"
-MIN_INTERACTIONS = 3  # one train, one valid and one test target
+MIN_INTERACTIONS = 3  # one target: a valid and a test target, each after a history item
+TargetGrades = Literal["binary", "order"]
 
 
 class _Catalogue:
@@ -80,31 +99,39 @@ def _make_example(
     ex_id: str,
     task: str,
     history: list[str],
-    target: str,
+    targets: list[str],
     excluded: set[int],
     cat: _Catalogue,
     rng: np.random.Generator,
     pool_size: int,
     meta: dict[str, Any],
+    grades: TargetGrades = "binary",
 ) -> Example:
-    negatives = _sample_negatives(rng, len(cat.items), excluded, pool_size - 1)
-    pool = [target] + [cat.items[i] for i in negatives]
+    negatives = _sample_negatives(rng, len(cat.items), excluded, pool_size - len(targets))
+    pool = targets + [cat.items[i] for i in negatives]
     order = rng.permutation(len(pool)).tolist()
+    m = len(targets)
     return Example(
         id=ex_id,
         query=HISTORY_SEP.join(cat.titles[h] for h in history),
         candidates=[Candidate(pool[k], cat.titles[pool[k]]) for k in order],
-        relevance={target: 1},
+        relevance={t: (m - i if grades == "order" else 1) for i, t in enumerate(targets)},
         task=task,
         meta=meta,
     )
 
 
-def _check_sizes(pool_size: int, history_len: int) -> None:
-    if pool_size < 2:
-        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
+def _check_sizes(pool_size: int, history_len: int, num_targets: int = 1) -> None:
+    if num_targets < 1:
+        raise ValueError(f"num_targets must be >= 1, got {num_targets}")
+    if pool_size < num_targets + 1:
+        raise ValueError(f"pool_size must be >= {num_targets + 1} (num_targets + 1), got {pool_size}")
     if history_len < 1:
         raise ValueError(f"history_len must be >= 1, got {history_len}")
+
+
+def _distinct_titles(cat: _Catalogue, items: list[str]) -> bool:
+    return len({cat.titles[i] for i in items}) == len(items)
 
 
 def build_sequential(
@@ -118,13 +145,20 @@ def build_sequential(
     max_examples: int | None = None,
     skip_invalid: bool = False,
     stats: dict[str, int] | None = None,
+    num_targets: int = 1,
+    target_grades: TargetGrades = "binary",
 ) -> dict[str, list[Example]]:
-    """Leave-one-out next-item examples ``{"train", "valid", "test"}`` (see module doc).
+    """Leave-one-out next-item examples ``{"train", "valid", "test"}`` (see module doc);
+    ``num_targets > 1``: the next ``num_targets`` items are the relevant set, graded by
+    ``target_grades``.
 
     ``max_train_per_user`` keeps each user's most recent training positions;
     ``max_examples`` keeps a seeded subset of each split (file order preserved).
     """
-    _check_sizes(pool_size, history_len)
+    _check_sizes(pool_size, history_len, num_targets)
+    if target_grades not in ("binary", "order"):
+        raise ValueError(f"target_grades must be 'binary' or 'order', got {target_grades!r}")
+    m = num_targets
     cat = _Catalogue(data.titles)
     by_user: dict[str, list[Interaction]] = {}
     for it in data.interactions:
@@ -141,25 +175,33 @@ def build_sequential(
         excl = cat.excluded(seq)
         excluded.append(excl)
         n = len(seq)
-        if n < MIN_INTERACTIONS:
+        if n < 2 * m + 1:  # m = 1: MIN_INTERACTIONS
             bump(stats, "skipped_users_too_short")
             continue
-        if len(cat.items) - len(excl) < pool_size - 1:
+        if m > 1 and not (_distinct_titles(cat, seq[n - m :]) and _distinct_titles(cat, seq[n - 2 * m : n - m])):
+            bump(stats, "skipped_users_repeated_eval_targets")
+            continue
+        if len(cat.items) - len(excl) < pool_size - m:
             msg = (
                 f"{data.items_file}: field 'pool_size': only {len(cat.items) - len(excl)} items "
                 f"lie outside the history of user '{user}' ({data.interactions_file}), "
-                f"pool_size {pool_size} needs {pool_size - 1} negatives"
+                f"pool_size {pool_size} needs {pool_size - m} negatives"
             )
             if not skip_invalid:
                 raise DataError(msg)
             bump(stats, "skipped_users_too_few_negatives")
             continue
-        train_positions = list(range(1, n - 2))
+        train_positions = list(range(1, n - 3 * m + 1))  # m = 1: 1..n-3
+        if m > 1:
+            kept = [t for t in train_positions if _distinct_titles(cat, seq[t : t + m])]
+            if len(kept) < len(train_positions):
+                bump(stats, "skipped_train_windows_repeated_targets", len(train_positions) - len(kept))
+            train_positions = kept
         if max_train_per_user is not None:  # the most recent ones
             train_positions = train_positions[::-1][:max_train_per_user][::-1]
         slots["train"].extend((u, t) for t in train_positions)
-        slots["valid"].append((u, n - 2))
-        slots["test"].append((u, n - 1))
+        slots["valid"].append((u, n - 2 * m))
+        slots["test"].append((u, n - m))
     out: dict[str, list[Example]] = {}
     for s_idx, split in enumerate(SPLITS):
         keep = subsample_indices(len(slots[split]), max_examples, seed, s_idx)
@@ -169,17 +211,13 @@ def build_sequential(
             seq = seqs[u]
             rng = np.random.default_rng([seed, u, t])
             history = seq[max(0, t - history_len) : t]
+            meta: dict[str, Any] = {"user": users[u], "position": t, "history_ids": list(history)}
+            if m > 1:
+                meta["target_ids"] = seq[t : t + m]
             examples.append(
                 _make_example(
-                    f"u{users[u]}-{t}",
-                    task,
-                    history,
-                    seq[t],
-                    excluded[u],
-                    cat,
-                    rng,
-                    pool_size,
-                    {"user": users[u], "position": t, "history_ids": list(history)},
+                    f"u{users[u]}-{t}", task, history, seq[t : t + m], excluded[u], cat, rng, pool_size,
+                    meta, target_grades,
                 )
             )
         out[split] = examples
@@ -232,7 +270,7 @@ def build_llara(
                     f"{split}-{j}",
                     task,
                     history,
-                    row.next,
+                    [row.next],
                     excl,
                     cat,
                     rng,

@@ -22,21 +22,23 @@ from fgrpo.trainer.schedule import warmup_cosine
 def train_sequences(examples: list[Example]) -> list[list[str]]:
     """Each user's item sequence, rebuilt from training examples only.
 
-    An example at position ``t`` says item ``t`` is its target and items ``t-len(h)..t-1``
-    are its history window ``h``; the union over a user's examples gives positions
-    0..max. A gap (e.g. ``max_train_per_user``) splits the sequence into segments."""
+    An example at position ``t`` says item ``t`` is its target (with ``meta.target_ids``,
+    items ``t, t+1, ..`` are those targets, in order) and items ``t-len(h)..t-1`` are its
+    history window ``h``; the union over a user's examples gives positions 0..max. A gap
+    (e.g. ``max_train_per_user``) splits the sequence into segments."""
     by_user: dict[str, dict[int, str]] = {}
     for ex in examples:
         user, t = ex.meta.get("user"), ex.meta.get("position")
         hist = ex.meta.get("history_ids")
-        target = [c for c, g in ex.relevance.items() if g > 0]
-        if user is None or not isinstance(t, int) or not isinstance(hist, list) or len(target) != 1:
+        target = ex.meta.get("target_ids") or [c for c, g in ex.relevance.items() if g > 0]
+        if user is None or not isinstance(t, int) or not isinstance(hist, list) or (len(target) != 1 and "target_ids" not in ex.meta):
             raise ValueError(
                 f"example '{ex.id}': next-item pretraining needs meta.user, meta.position, meta.history_ids "
-                "and one relevant item (a sequential dataset made by `fgrpo prepare`)"
+                "and one relevant item or meta.target_ids (a sequential dataset made by `fgrpo prepare`)"
             )
         items = by_user.setdefault(str(user), {})
-        items[t] = target[0]
+        for j, item in enumerate(target):
+            items[t + j] = str(item)
         for j, h in enumerate(hist):
             items[t - len(hist) + j] = str(h)
     out: list[list[str]] = []

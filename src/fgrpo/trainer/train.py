@@ -285,6 +285,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         r_slate, r_rank = acc.gather(r_slate), acc.gather(r_rank)  # [P_global, G]
         valid = acc.gather(torch.stack([rewards.slate_valid, rewards.rank_valid]).T.contiguous())  # [B_global, 2]
         slate_valid, rank_valid = valid[:, 0], valid[:, 1]
+        error_counts = acc.reduce(rewards.error_counts.to(acc.device), reduction="sum").cpu()
         counts = acc.reduce(torch.tensor([float(rewards.errors.get(k, 0)) for k in ERROR_KINDS]), reduction="sum")
         rewards.errors = Counter({k: int(v) for k, v in zip(ERROR_KINDS, counts.tolist(), strict=True)})
         keys = ["clipped", "tokens", "kl_sum", "loss", "rows", "completion_tokens", "slate_tokens", "rank_tokens"]
@@ -293,8 +294,10 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
             stats[k] = v
     else:
         slate_valid, rank_valid = rewards.slate_valid, rewards.rank_valid
+        error_counts = rewards.error_counts
     a_slate = core_algos.group_advantages(r_slate, cfg.scale_by_std)
     a_rank = core_algos.group_advantages(r_rank, cfg.scale_by_std)
+    corr, corr_groups = core_algos.within_group_correlation(r_slate, r_rank)
     seconds = time.perf_counter() - t_start
     row: dict[str, Any] = {
         "step": step + 1,
@@ -308,6 +311,10 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "adv/rank_abs_mean": float(a_rank.abs().mean()),
         "groups/slate_zero_var_frac": float(core_algos.zero_variance_fraction(r_slate)),
         "groups/rank_zero_var_frac": float(core_algos.zero_variance_fraction(r_rank)),
+        **spread_metrics(a_slate, a_rank),
+        "groups/slate_rank_corr": float(corr) if int(corr_groups) else None,
+        "groups/slate_rank_corr_groups": int(corr_groups),
+        **rollout_errors(error_counts, cfg.rank_k),
         **{f"parse_errors/{k}": rewards.errors.get(k, 0) for k in ERROR_KINDS},
         "loss": stats["loss"],
         "kl": stats["kl_sum"] / max(1.0, stats["tokens"]) if cfg.kl_beta > 0 else None,
@@ -325,6 +332,29 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "step_time_s": seconds,
     }
     return row
+
+
+def spread_metrics(a_slate: torch.Tensor, a_rank: torch.Tensor) -> dict[str, float]:
+    """Each phase's advantage spread: std over the batch and mean within-group std."""
+    out = {}
+    for name, adv in (("slate", a_slate), ("rank", a_rank)):
+        std, group_std = core_algos.advantage_spread(adv)
+        out[f"adv/{name}_std"], out[f"adv/{name}_group_std"] = float(std), float(group_std)
+    return out
+
+
+def rollout_errors(counts: torch.Tensor, k: int) -> dict[str, float | int]:
+    """The rollouts' slate-miss / rank-drop split at ``k`` (counts from
+    core_algos.phase_error_counts), shares of the missed relevant items as in eval."""
+    relevant, slate_miss, rank_drop = (int(c) for c in counts)
+    missed = slate_miss + rank_drop
+    return {
+        f"rollout/errors@{k}/relevant": relevant,
+        f"rollout/errors@{k}/slate_miss_count": slate_miss,
+        f"rollout/errors@{k}/rank_drop_count": rank_drop,
+        f"rollout/errors@{k}/slate_miss": slate_miss / missed if missed else 0.0,
+        f"rollout/errors@{k}/rank_drop": rank_drop / missed if missed else 0.0,
+    }
 
 
 def entropy_by_phase(entropy: torch.Tensor | None, slate_mask: torch.Tensor, rank_mask: torch.Tensor) -> dict[str, float]:
