@@ -11,6 +11,7 @@ generators (one per prompt for reproducibility across batching and processes).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,9 @@ def can_complete(pieces: list[str], stop: str) -> list[bool]:
     return [stop in p or any(p.startswith(s) for s in suffixes) for p in pieces]
 
 
+# piece table -> stop string -> can_complete as a [V] tensor (dropped with the tokenizer's table)
+_MAY_STOP: weakref.WeakKeyDictionary[PieceTable, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
+
 Generators = torch.Generator | list[torch.Generator] | None
 
 
@@ -118,7 +122,10 @@ def generate(
     eos_ids = _eos_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     table = PieceTable.for_tokenizer(tokenizer)
-    may_stop = torch.tensor(can_complete(table.pieces, stop_string), device=device)  # [V]
+    per_stop = _MAY_STOP.setdefault(table, {})
+    if stop_string not in per_stop:  # once per tokenizer: a pass over the whole vocabulary
+        per_stop[stop_string] = torch.tensor(can_complete(table.pieces, stop_string))
+    may_stop = per_stop[stop_string].to(device)  # [V]
     eos = torch.tensor(eos_ids, device=device)
 
     ids, mask = left_pad(prompts, pad_id)
