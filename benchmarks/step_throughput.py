@@ -479,22 +479,26 @@ def worker_sft_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
     n_params = base_param_count(model)
     if spec["lora"]:
         model = add_lora(model, spec["lora_r"], spec["lora_alpha"], 0.0, "all-linear")
-    counts: list[tuple[int, int]] = []
+    pending: list[tuple[int, int]] = []  # (tokens, supervised tokens) per forward of the current step
     collate = sft.collate
 
     def counted(batch: Any, pad_id: int) -> dict[str, Any]:
         out = collate(batch, pad_id)
-        counts.append((int(out["attention_mask"].sum()), int((out["labels"] != -100).sum())))
+        pending.append((int(out["attention_mask"].sum()), int((out["labels"] != -100).sum())))
         return out
 
     sft.collate = counted
-    times: list[float] = []
+    steps: list[tuple[float, int, int]] = []
+
+    def log(row: dict[str, float]) -> None:
+        steps.append((row["step_time_s"], sum(t for t, _ in pending), sum(k for _, k in pending)))
+        pending.clear()
+
     sft.supervised_steps(
         model, tok, train, spec["total_steps"], spec["sft_batch_size"], spec["learning_rate"], spec["seed"],
-        slate_size=10, max_slate=10, max_rank=5, log=lambda row: times.append(row["step_time_s"]), log_every=1,
-        micro_batch_size=spec["sft_micro_batch_size"],
+        slate_size=10, max_slate=10, max_rank=5, log=log, log_every=1, micro_batch_size=spec["sft_micro_batch_size"],
     )  # fmt: skip
-    return sft_result("fgrpo", n_params, [(t, c, k) for t, (c, k) in zip(times, counts, strict=True)], spec)
+    return sft_result("fgrpo", n_params, steps, spec)
 
 
 def worker_sft_trl(spec: dict[str, Any]) -> dict[str, Any]:
