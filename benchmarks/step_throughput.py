@@ -477,6 +477,8 @@ def worker_sft_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
 
     model, tok, train = sft_model(spec)
     n_params = base_param_count(model)
+    if spec["sft_checkpointing"]:  # as `fgrpo sft gradient_checkpointing=true` does: before LoRA
+        model.gradient_checkpointing_enable()
     if spec["lora"]:
         model = add_lora(model, spec["lora_r"], spec["lora_alpha"], 0.0, "all-linear")
     pending: list[tuple[int, int]] = []  # (tokens, supervised tokens) per forward of the current step
@@ -747,7 +749,7 @@ def run_sft(spec: dict[str, Any], args: argparse.Namespace, report: dict[str, An
         if not skip:
             print(f"running SFT, {kind} ...", flush=True)
             sides[kind] = run_worker(f"sft_{kind}", spec, args.verbose)
-    print(f"\nSFT, batch {spec['sft_batch_size']} (fgrpo micro-batch {spec['sft_micro_batch_size']}), lora={spec['lora']}, {spec['warmup_steps']} warm-up + "
+    print(f"\nSFT, batch {spec['sft_batch_size']} (fgrpo micro-batch {spec['sft_micro_batch_size']}, checkpointing {spec['sft_checkpointing']}), lora={spec['lora']}, {spec['warmup_steps']} warm-up + "
           f"{spec['total_steps'] - spec['warmup_steps']} timed steps")
     print(f"{'':24}" + "".join(f"{k:>12}" for k in sides))
     for key in ("sft_peak_rss_gb", "sft_tokens_per_s", "sft_step_s_mean"):
@@ -784,6 +786,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sft", action="store_true", help="time supervised fine-tuning instead: fgrpo's supervised_steps vs TRL's SFTTrainer (tokens/s, peak RSS)")
     ap.add_argument("--sft-batch-size", type=int, default=4, help="--sft: examples per optimizer step")
     ap.add_argument("--sft-micro-batch-size", type=int, default=1, help="--sft: fgrpo's micro_batch_size (0: the whole batch in one forward)")
+    ap.add_argument("--sft-checkpointing", action="store_true", help="--sft: fgrpo recomputes activations in backward (gradient_checkpointing=true)")
     ap.add_argument("--out", default="runs/bench/step_throughput.json", help="JSON with every number")
     ap.add_argument("--verbose", action="store_true", help="show the workers' output")
     ap.add_argument("--summarize", metavar="JSON", help="reprint the summary (training MFU included) of a saved --out file; runs nothing")
@@ -844,7 +847,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{peak['size']}x{peak['size']}, {peak['threads']} threads)")
     report: dict[str, Any] = {"settings": spec, "matmul": peak, "versions": versions(), "results": {}}
     if args.sft:
-        run_sft({**spec, "sft_batch_size": args.sft_batch_size, "sft_micro_batch_size": args.sft_micro_batch_size}, args, report)
+        run_sft({**spec, "sft_batch_size": args.sft_batch_size, "sft_micro_batch_size": args.sft_micro_batch_size, "sft_checkpointing": args.sft_checkpointing}, args, report)
         return
 
     results = []
