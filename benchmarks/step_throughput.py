@@ -418,7 +418,147 @@ def worker_trl(spec: dict[str, Any]) -> dict[str, Any]:
     return {**worker_result("trl", spec, n_params, n_trainable, setup_s, rss_setup, steps), "trl_version": trl.__version__}
 
 
-WORKERS = {"fgrpo": worker_fgrpo, "trl": worker_trl}
+# ------------------------------------------------------------------ SFT: fgrpo's supervised_steps vs TRL's SFTTrainer
+
+
+def sft_batches(spec: dict[str, Any], train: list[Any], tok: Any) -> list[list[tuple[str, str, Any]]]:
+    """Per step, (prompt text, completion text, example) of the batch ``supervised_steps``
+    draws with this seed: the same examples in the same order and the same targets."""
+    import numpy as np
+
+    from fgrpo.format.completion import render_completion
+    from fgrpo.format.prompts import render_prompt
+    from fgrpo.trainer.sft import sft_target
+
+    rng = np.random.default_rng(spec["seed"])
+    order, cursor, out = rng.permutation(len(train)), 0, []
+    for _ in range(spec["total_steps"]):
+        batch = []
+        for _ in range(spec["sft_batch_size"]):
+            if cursor == len(order):
+                order, cursor = rng.permutation(len(train)), 0
+            ex = train[order[cursor]]
+            cursor += 1
+            slate, ranking = sft_target(ex, 10, 5, rng)
+            batch.append((render_prompt(tok, ex, 10, 5), render_completion(slate, ranking), ex))
+        out.append(batch)
+    return out
+
+
+def sft_model(spec: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    from fgrpo.data.schema import read_split
+    from fgrpo.models.loading import load_model, load_tokenizer
+
+    train = read_split(Path(spec["data"]) / "train.jsonl")
+    if spec["pool_size"]:
+        train = [truncate_pool(ex, spec["pool_size"]) for ex in train]
+    return load_model(spec["model"]), load_tokenizer(spec["model"]), train
+
+
+def sft_result(framework: str, n_params: int, steps: list[tuple[float, int, int]], spec: dict[str, Any]) -> dict[str, Any]:
+    """(seconds, tokens, supervised tokens) per step -> the reported numbers (warm-up steps excluded)."""
+    timed = steps[spec["warmup_steps"] :] or steps
+    seconds, tokens = sum(s for s, _, _ in timed), sum(t for _, t, _ in timed)
+    return {
+        "framework": framework,
+        "n_params": n_params,
+        "steps": [{"step_s": s, "tokens": t, "supervised_tokens": c} for s, t, c in steps],
+        "sft_peak_rss_gb": peak_rss_gb(),
+        "sft_tokens_per_s": tokens / max(seconds, 1e-9),
+        "sft_step_s_mean": seconds / len(timed),
+    }
+
+
+def worker_sft_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
+    """fgrpo's ``supervised_steps`` (what ``fgrpo sft`` runs), LoRA or full."""
+    set_threads(spec["threads"])
+    from fgrpo.models.loading import add_lora
+    from fgrpo.trainer import sft
+
+    model, tok, train = sft_model(spec)
+    n_params = base_param_count(model)
+    if spec["sft_checkpointing"]:  # as `fgrpo sft gradient_checkpointing=true` does: before LoRA
+        model.gradient_checkpointing_enable()
+    if spec["lora"]:
+        model = add_lora(model, spec["lora_r"], spec["lora_alpha"], 0.0, "all-linear")
+    pending: list[tuple[int, int]] = []  # (tokens, supervised tokens) per forward of the current step
+    collate = sft.collate
+
+    def counted(batch: Any, pad_id: int) -> dict[str, Any]:
+        out = collate(batch, pad_id)
+        pending.append((int(out["attention_mask"].sum()), int((out["labels"] != -100).sum())))
+        return out
+
+    sft.collate = counted
+    steps: list[tuple[float, int, int]] = []
+
+    def log(row: dict[str, float]) -> None:
+        steps.append((row["step_time_s"], sum(t for t, _ in pending), sum(k for _, k in pending)))
+        pending.clear()
+
+    sft.supervised_steps(
+        model, tok, train, spec["total_steps"], spec["sft_batch_size"], spec["learning_rate"], spec["seed"],
+        slate_size=10, max_slate=10, max_rank=5, log=log, log_every=1, micro_batch_size=spec["sft_micro_batch_size"],
+    )  # fmt: skip
+    return sft_result("fgrpo", n_params, steps, spec)
+
+
+def worker_sft_trl(spec: dict[str, Any]) -> dict[str, Any]:
+    """TRL's SFTTrainer on the same prompt/completion pairs (completion-only loss, EOS
+    appended by TRL), same batch size, learning rate, LoRA, fp32, no activation checkpointing."""
+    set_threads(spec["threads"])
+    import trl
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    model, tok, train = sft_model(spec)
+    n_params = base_param_count(model)
+    rows = [pair for batch in sft_batches(spec, train, tok) for pair in batch]
+    dataset = Dataset.from_dict({"prompt": [p for p, _, _ in rows], "completion": [c for _, c, _ in rows]})
+    args = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-sft-"), use_cpu=True, report_to=[], logging_strategy="no",
+        save_strategy="no", eval_strategy="no", disable_tqdm=True, seed=spec["seed"], max_steps=spec["total_steps"],
+        per_device_train_batch_size=spec["sft_batch_size"], gradient_accumulation_steps=1, shuffle_dataset=False,
+        dataloader_num_workers=0, learning_rate=spec["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
+        optim="adamw_torch", weight_decay=0.0, max_grad_norm=1.0, bf16=False, fp16=False,
+        activation_checkpointing=False, completion_only_loss=True, max_length=None, packing=False,
+    )  # fmt: skip
+    peft_config = None
+    if spec["lora"]:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=spec["lora_r"], lora_alpha=spec["lora_alpha"], lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.t0, self.seconds = 0.0, []
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.seconds.append(time.perf_counter() - self.t0)
+
+    timer = StepTimer()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok, callbacks=[timer], peft_config=peft_config)
+    if getattr(trainer.model, "is_activation_checkpointing", False):
+        raise RuntimeError("TRL turned activation checkpointing on; fgrpo runs without it")
+    counts: list[tuple[int, int]] = []
+    compute_loss = trainer.compute_loss
+
+    def recorded(model: Any, inputs: dict[str, Any], *a: Any, **kw: Any) -> Any:
+        counts.append((int(inputs["attention_mask"].sum()), int((inputs["labels"] != -100).sum())))
+        return compute_loss(model, inputs, *a, **kw)
+
+    trainer.compute_loss = recorded
+    set_threads(spec["threads"])
+    trainer.train()
+    steps = [(t, c, k) for t, (c, k) in zip(timer.seconds, counts, strict=True)]
+    return {**sft_result("trl", n_params, steps, spec), "trl_version": trl.__version__}
+
+
+WORKERS = {"fgrpo": worker_fgrpo, "trl": worker_trl, "sft_fgrpo": worker_sft_fgrpo, "sft_trl": worker_sft_trl}
 
 
 # ------------------------------------------------------------------ orchestration
@@ -600,6 +740,27 @@ def versions() -> dict[str, str]:
     return out
 
 
+def run_sft(spec: dict[str, Any], args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """``--sft``: both SFT workers, each in its own process; the JSON's ``sft`` holds
+    ``sft_peak_rss_gb`` and ``sft_tokens_per_s`` per framework."""
+    report["settings"] = spec
+    sides = {}
+    for kind, skip in (("fgrpo", args.skip_fgrpo), ("trl", args.skip_trl)):
+        if not skip:
+            print(f"running SFT, {kind} ...", flush=True)
+            sides[kind] = run_worker(f"sft_{kind}", spec, args.verbose)
+    print(f"\nSFT, batch {spec['sft_batch_size']} (fgrpo micro-batch {spec['sft_micro_batch_size']}, checkpointing {spec['sft_checkpointing']}), lora={spec['lora']}, {spec['warmup_steps']} warm-up + "
+          f"{spec['total_steps'] - spec['warmup_steps']} timed steps")
+    print(f"{'':24}" + "".join(f"{k:>12}" for k in sides))
+    for key in ("sft_peak_rss_gb", "sft_tokens_per_s", "sft_step_s_mean"):
+        print(f"{key:24}" + "".join(f"{sides[k][key]:>12.2f}" for k in sides))
+    report["sft"] = sides
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nwrote {out}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=SMOLLM2, help=f"fgrpo model name or folder (default {SMOLLM2}; {TINY} for a tiny random Llama)")
@@ -622,6 +783,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sweep", action="store_true", help="also time fgrpo for G x pool size (see --sweep-groups/--sweep-pools)")
     ap.add_argument("--sweep-groups", default="4,8,16")
     ap.add_argument("--sweep-pools", default="10,20")
+    ap.add_argument("--sft", action="store_true", help="time supervised fine-tuning instead: fgrpo's supervised_steps vs TRL's SFTTrainer (tokens/s, peak RSS)")
+    ap.add_argument("--sft-batch-size", type=int, default=4, help="--sft: examples per optimizer step")
+    ap.add_argument("--sft-micro-batch-size", type=int, default=1, help="--sft: fgrpo's micro_batch_size (0: the whole batch in one forward)")
+    ap.add_argument("--sft-checkpointing", action="store_true", help="--sft: fgrpo recomputes activations in backward (gradient_checkpointing=true)")
     ap.add_argument("--out", default="runs/bench/step_throughput.json", help="JSON with every number")
     ap.add_argument("--verbose", action="store_true", help="show the workers' output")
     ap.add_argument("--summarize", metavar="JSON", help="reprint the summary (training MFU included) of a saved --out file; runs nothing")
@@ -681,6 +846,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fp32 matmul peak: {peak['peak_gflops']:.1f} GFLOP/s (median {peak['median_gflops']:.1f}; "
           f"{peak['size']}x{peak['size']}, {peak['threads']} threads)")
     report: dict[str, Any] = {"settings": spec, "matmul": peak, "versions": versions(), "results": {}}
+    if args.sft:
+        run_sft({**spec, "sft_batch_size": args.sft_batch_size, "sft_micro_batch_size": args.sft_micro_batch_size, "sft_checkpointing": args.sft_checkpointing}, args, report)
+        return
 
     results = []
     for kind, skip in (("fgrpo", args.skip_fgrpo), ("trl", args.skip_trl)):

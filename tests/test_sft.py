@@ -87,3 +87,37 @@ def test_model_order_target_with_three_graded_relevant() -> None:
         slate, ranking = sft_target(ex, 10, 5, np.random.default_rng(1), slate_order=order)
         assert ranking[:3] == [12, 19, 7] and {7, 12, 19} <= set(slate) and len(slate) == 10
     assert sft_target(ex, 10, 5, np.random.default_rng(1), slate_order="ranked")[0][:3] == [12, 19, 7]
+
+
+def test_micro_batches_give_the_batch_loss_and_gradients() -> None:
+    """batch_loss over micro-batches of 1 and 2 examples: the same loss and gradients as the
+    whole (padded) batch at once, plain and with the constrained softmax."""
+    from fgrpo.trainer.sft import batch_loss, supervised_count
+
+    tok = build_tiny_tokenizer()
+    model = build_tiny_llama(len(tok), hidden_size=32, num_layers=2, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # larger weights: every position matters
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    rng = np.random.default_rng(0)
+    examples = make_toy_examples(5, pool_size=8, seed=6)
+    examples[1] = make_toy_examples(1, pool_size=5, seed=7)[0]  # a shorter prompt: padding
+    batch = [encode_sft_example(tok, ex, *sft_target(ex, 4, 2, rng), 10, 5) for ex in examples]
+    assert len({len(ids) for ids, _ in batch}) > 1
+    assert supervised_count(batch) == sum(sum(1 for y in lab if y != -100) for _, lab in batch)
+    for constrained in (False, True):
+        results = []
+        for micro in (0, 1, 2):
+            model.zero_grad()
+            loss = batch_loss(model, tok, examples, batch, micro, "cpu", constrained, 10, 5)
+            results.append((loss, [p.grad.clone() for p in model.parameters()]))
+        whole_loss, whole_grads = results[0]
+        if not constrained:  # the whole batch at once is the mean cross-entropy
+            assert abs(whole_loss - completion_loss(model, collate(batch, tok.pad_token_id)).item()) < 1e-6
+        for loss, grads in results[1:]:
+            assert abs(loss - whole_loss) < 1e-5
+            for a, b in zip(grads, whole_grads, strict=True):
+                assert torch.allclose(a, b, atol=1e-5, rtol=0), float((a - b).abs().max())
+        assert any(float(g.abs().max()) > 1e-3 for g in whole_grads)

@@ -114,7 +114,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
                 model, tokenizer, train, cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.seed,
                 cfg.slate_size, cfg.max_slate, cfg.max_rank, cfg.warmup_steps, cfg.weight_decay, cfg.max_grad_norm,
                 fillers, cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
-                target=cfg.target, constrained_loss=cfg.constrained_loss,
+                target=cfg.target, constrained_loss=cfg.constrained_loss, micro_batch_size=cfg.micro_batch_size,
                 budget=budget, state_dir=out / "checkpoints", resume_from=state,
             )
         except SFTStoppedEarly as e:

@@ -82,6 +82,7 @@ class SFTConfig(ModelOptions, DataOptions):
     seed: int = option(0, "Seed for data order, filler sampling and initialization.")
     max_steps: int = option(200, "Optimizer steps.")
     batch_size: int = option(16, "Examples per optimizer step.")
+    micro_batch_size: int = option(0, "Examples per forward and backward within a step (0: the whole batch); the loss is normalized over the whole batch, so the update is the same and the activation memory a fraction (SmolLM2: 1).")
     learning_rate: float = option(1e-4, "Peak AdamW learning rate (ours: a common SFT value for small LMs).")
     weight_decay: float = option(0.0, "AdamW weight decay.")
     warmup_steps: int = option(10, "Linear warm-up steps before the cosine decay.")
@@ -102,7 +103,7 @@ class SFTConfig(ModelOptions, DataOptions):
         check_data_options(self)
         check_output_dir(self.output_dir)
         check_at_least(self, 1, "max_steps", "batch_size", "slate_size", "log_every", "lora_r")
-        check_at_least(self, 0, "learning_rate", "weight_decay", "warmup_steps", "lora_dropout", "torch_threads")
+        check_at_least(self, 0, "learning_rate", "weight_decay", "warmup_steps", "lora_dropout", "torch_threads", "micro_batch_size")
         if not self.max_grad_norm > 0:
             raise ValueError(f"key 'max_grad_norm' must be > 0, got {self.max_grad_norm}")
 

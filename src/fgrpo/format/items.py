@@ -159,3 +159,90 @@ class ItemConstraint:
         for r, (done, p) in enumerate(zip(completions, prompt_of_row, strict=True)):
             mask[r, self.next_tokens(self.prefixes[p] + list(done), self.pools[p])] = True
         return mask
+
+    def tracker(self, prompt_of_row: list[int], vocab_size: int, device: Any = "cpu") -> ItemTracker:
+        """The same state machine over a batch of rows as tensors, advanced one token per
+        step (what :func:`fgrpo.rollout.engine.generate` uses: :meth:`allowed` re-reads every
+        row's whole completion in Python at each step)."""
+        return ItemTracker(self, prompt_of_row, vocab_size, device)
+
+
+# stages of ItemTracker: what the last token was
+_START, _SLATE, _SLATE_DONE, _RANK_ITEM, _RANKED, _DONE = range(6)
+
+
+class ItemTracker:
+    """:meth:`ItemConstraint.next_tokens` for all rows at once, as tensors.
+
+    Per row [b]: the stage (start; in the slate; after ``</SLATE>``; after ``<RANK>`` or
+    ``>``; after a ranked item; after ``</RANK>``), the slate and ranking sizes, and [b, V]
+    masks of the row's pool, its slate items and its ranked items. :meth:`allowed` equals
+    ``ItemConstraint.allowed`` on every row's completion so far (tests/test_decode.py).
+    """
+
+    def __init__(self, c: ItemConstraint, prompt_of_row: list[int], vocab_size: int, device: Any) -> None:
+        import torch
+
+        self.c = c
+        b = len(prompt_of_row)
+        self.pool = torch.zeros((b, vocab_size), dtype=torch.bool)  # [b, V]
+        self.slate = torch.zeros((b, vocab_size), dtype=torch.bool)  # [b, V] items in the row's slate
+        for r, p in enumerate(prompt_of_row):
+            self.pool[r, c.pools[p]] = True
+            self.slate[r, c.prefixes[p][1:-1]] = True  # phase "rank": the given slate
+        self.ranked = torch.zeros((b, vocab_size), dtype=torch.bool)  # [b, V]
+        has_prefix = torch.tensor([bool(c.prefixes[p]) for p in prompt_of_row], dtype=torch.bool)
+        self.stage = torch.where(has_prefix, _SLATE_DONE, _START)  # [b]
+        self.n_slate = self.slate.sum(-1)  # [b]
+        self.n_ranked = torch.zeros(b, dtype=torch.long)  # [b]
+        specials = [c.s_open, c.s_close, c.r_open, c.r_close, c.gt, c.eos]
+        self.special = torch.zeros(vocab_size, dtype=torch.bool)  # [V]
+        self.special[specials] = True
+        self.pool, self.slate, self.ranked = self.pool.to(device), self.slate.to(device), self.ranked.to(device)
+        self.stage, self.n_slate, self.n_ranked = self.stage.to(device), self.n_slate.to(device), self.n_ranked.to(device)
+        self.special = self.special.to(device)
+
+    def allowed(self) -> torch.Tensor:
+        """[b, V] bool: the tokens that keep each row's completion a valid prefix."""
+        c, stage = self.c, self.stage
+        slate_open = (stage == _SLATE) & (self.n_slate < c.max_slate)  # [b]
+        out = (self.pool & ~self.slate & slate_open[:, None]) | (self.slate & ~self.ranked & (stage == _RANK_ITEM)[:, None])
+        out[:, c.s_open] |= stage == _START
+        out[:, c.s_close] |= (stage == _SLATE) & (self.n_slate > 0)
+        if c.phase == "slate":
+            out[:, c.eos] |= stage == _SLATE_DONE
+        else:
+            out[:, c.r_open] |= stage == _SLATE_DONE
+            more = self.n_ranked < self.n_slate.clamp(max=c.max_rank)
+            out[:, c.gt] |= (stage == _RANKED) & more
+            out[:, c.r_close] |= stage == _RANKED
+            out[:, c.eos] |= stage == _DONE
+        return out
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Append ``tokens`` [b] (one per row, allowed by :meth:`allowed`)."""
+        import torch
+
+        c, stage = self.c, self.stage
+        rows = torch.arange(len(tokens), device=tokens.device)
+        item = ~self.special[tokens]  # [b]
+        to_slate = (stage == _SLATE) & item
+        to_rank = (stage == _RANK_ITEM) & item
+        self.slate[rows, tokens] |= to_slate
+        self.ranked[rows, tokens] |= to_rank
+        self.n_slate = self.n_slate + to_slate
+        self.n_ranked = self.n_ranked + to_rank
+        new = stage.clone()
+        new[(stage == _START) & (tokens == c.s_open)] = _SLATE
+        new[(stage == _SLATE) & (tokens == c.s_close)] = _SLATE_DONE
+        new[(stage == _SLATE_DONE) & (tokens == c.r_open)] = _RANK_ITEM
+        new[to_rank] = _RANKED
+        new[(stage == _RANKED) & (tokens == c.gt)] = _RANK_ITEM
+        new[(stage == _RANKED) & (tokens == c.r_close)] = _DONE
+        self.stage = new
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only the rows ``keep`` (indices into the current batch)."""
+        self.pool, self.slate, self.ranked = self.pool[keep], self.slate[keep], self.ranked[keep]
+        self.stage, self.n_slate, self.n_ranked = self.stage[keep], self.n_slate[keep], self.n_ranked[keep]
+

@@ -11,6 +11,7 @@ generators (one per prompt for reproducibility across batching and processes).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,18 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, uniforms
     return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
 
 
+def can_complete(pieces: list[str], stop: str) -> list[bool]:
+    """Per token piece, whether appending it can complete ``stop`` in the decoded text: the
+    piece holds ``stop``, or begins with a proper suffix of it (the rest written before).
+    Only after such a token is the tail decoded and searched (id-tiny: after ``</RANK>``
+    alone, not after every ``>`` and tag)."""
+    suffixes = [stop[k:] for k in range(1, len(stop))]
+    return [stop in p or any(p.startswith(s) for s in suffixes) for p in pieces]
+
+
+# piece table -> stop string -> can_complete as a [V] tensor (dropped with the tokenizer's table)
+_MAY_STOP: weakref.WeakKeyDictionary[PieceTable, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
+
 Generators = torch.Generator | list[torch.Generator] | None
 
 
@@ -90,6 +103,7 @@ def generate(
     generator: Generators = None,
     stop_string: str = STOP_STRING,
     constraint: Any = None,
+    fast: bool = True,
 ) -> Rollouts:
     """Sample ``group_size`` completions for each prompt (token ids, no padding).
 
@@ -98,13 +112,20 @@ def generate(
     ``generator`` is one generator for all rows or a list with one per prompt.
     ``constraint`` (a :class:`fgrpo.format.constrained.FormatConstraint`) masks every token
     that would make a row's completion an invalid prefix of the output format.
+    A constraint with a ``tracker`` (id-tiny's :class:`fgrpo.format.items.ItemConstraint`)
+    keeps its state as tensors, advanced one token per step; ``fast=False`` calls its
+    ``allowed`` on every row's tokens so far instead (the reference the tracker is tested
+    equal to).
     """
     start = time.perf_counter()
     device = next(model.parameters()).device
     eos_ids = _eos_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     table = PieceTable.for_tokenizer(tokenizer)
-    may_stop = torch.tensor(table.has_gt, device=device)  # [V] pieces that can end "</RANK>"
+    per_stop = _MAY_STOP.setdefault(table, {})
+    if stop_string not in per_stop:  # once per tokenizer: a pass over the whole vocabulary
+        per_stop[stop_string] = torch.tensor(can_complete(table.pieces, stop_string))
+    may_stop = per_stop[stop_string].to(device)  # [V]
     eos = torch.tensor(eos_ids, device=device)
 
     ids, mask = left_pad(prompts, pad_id)
@@ -122,15 +143,23 @@ def generate(
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     stopped = torch.zeros(n, dtype=torch.bool, device=device)
     active = torch.arange(n, device=device)  # original row of each batch row
+    # a constraint with a tensor state machine (id-tiny's) advances it one token per step
+    tracker = None
+    if fast and constraint is not None and hasattr(constraint, "tracker"):
+        tracker = constraint.tracker([r // group_size for r in range(n)], logits.shape[-1], device)
     for t in range(max_new_tokens):
         uniforms = draw_uniforms(generator, len(prompts), group_size) if temperature > 0 else None
-        if constraint is not None:
+        if tracker is not None:
+            logits = logits.masked_fill(~tracker.allowed(), float("-inf"))
+        elif constraint is not None:
             rows = active.tolist()
             allowed = constraint.allowed(
                 [tokens[r, :t].tolist() for r in rows], [r // group_size for r in rows], logits.shape[-1]
             )
             logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
         nxt = sample_next(logits, temperature, top_p, None if uniforms is None else uniforms[active])  # [b]
+        if tracker is not None:
+            tracker.advance(nxt)
         tokens[active, t] = nxt
         lengths[active] += 1
         ended = torch.isin(nxt, eos)
@@ -145,6 +174,8 @@ def generate(
             break
         if bool(ended.any()):  # drop finished rows from the batch and the cache
             keep = (~ended).nonzero().flatten()
+            if tracker is not None:
+                tracker.select(keep)
             cache.batch_select_indices(keep)
             active, nxt, mask, next_pos = active[keep], nxt[keep], mask[keep], next_pos[keep]
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)

@@ -179,11 +179,16 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "keep": torch.tensor(keep)}
 
 
-def completion_loss(model: Any, batch: dict[str, torch.Tensor], allowed: torch.Tensor | None = None) -> torch.Tensor:
+def completion_loss(
+    model: Any, batch: dict[str, torch.Tensor], allowed: torch.Tensor | None = None, normalizer: int | None = None
+) -> torch.Tensor:
     """Mean cross-entropy over the supervised (completion) tokens, the LM head run only on
     the last ``keep`` positions: on a 500-token prompt that is most of the head's cost.
     ``allowed`` ([n, keep-1, V] bool): the softmax of each position over the tokens the
-    decoding constraint allows there (``constrained_loss``)."""
+    decoding constraint allows there (``constrained_loss``). ``normalizer``: divide the
+    summed cross-entropy by this count instead (the supervised tokens of the whole batch,
+    when ``batch`` is one micro-batch of it: the micro-batches' losses then add up to the
+    batch's, and so do their gradients)."""
     keep = int(batch["keep"])
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     logits = model(
@@ -193,7 +198,42 @@ def completion_loss(model: Any, batch: dict[str, torch.Tensor], allowed: torch.T
     logits = logits[:, :-1].float()
     if allowed is not None:
         logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    if normalizer is None:
+        return torch.nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=-100)
+    return torch.nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=-100, reduction="sum") / normalizer
+
+
+def supervised_count(batch: list[tuple[list[int], list[int]]]) -> int:
+    """Tokens that carry a loss in ``batch`` ((input_ids, labels) pairs): the first label is
+    never one (no position predicts it)."""
+    return sum(sum(1 for y in labels[1:] if y != -100) for _, labels in batch)
+
+
+def batch_loss(
+    model: Any, tokenizer: Any, examples: list[Example], batch: list[tuple[list[int], list[int]]],
+    micro_batch_size: int, device: Any, constrained: bool, max_slate: int, max_rank: int,
+) -> float:  # fmt: skip
+    """Forward and backward of one optimizer step's batch, ``micro_batch_size`` examples at a
+    time (0: all at once), the loss normalized over the whole batch; returns the loss.
+
+    Why micro-batches: the activations kept for backward grow with the rows of one forward
+    (padded to the longest prompt), so one example at a time holds a quarter of a batch of
+    four's, and without padding (one row) attention takes sdpa's causal kernel."""
+    micro = micro_batch_size or len(batch)
+    total = max(1, supervised_count(batch))
+    loss_sum = 0.0
+    for start in range(0, len(batch), micro):
+        part, part_examples = batch[start : start + micro], examples[start : start + micro]
+        inputs = {k: v.to(device) for k, v in collate(part, tokenizer.pad_token_id).items()}
+        allowed = None
+        if constrained:
+            width = max(0, int(inputs["keep"]) - 1)
+            allowed = constrained_allowed(tokenizer, part_examples, part, width, max_slate, max_rank)
+        loss = completion_loss(model, inputs, allowed, normalizer=total)
+        loss.backward()
+        loss_sum += loss.item()
+    return loss_sum
 
 
 def constrained_allowed(
@@ -238,6 +278,7 @@ def supervised_steps(
     desc: str = "sft",
     target: str = "both",
     constrained_loss: bool = False,
+    micro_batch_size: int = 0,
     budget: TimeBudget | None = None,
     state_dir: Path | None = None,
     resume_from: Path | None = None,
@@ -249,7 +290,8 @@ def supervised_steps(
     ``target``: what is supervised (module docstring): both phases, the slate or the ranking.
     ``constrained_loss``: each position's softmax over the tokens the decoding constraint
     allows there (item-token models, one-pass target): the distribution constrained greedy
-    decoding reads, instead of the whole vocabulary."""
+    decoding reads, instead of the whole vocabulary. ``micro_batch_size``: examples per
+    forward and backward (0: the whole batch; same update either way, :func:`batch_loss`)."""
     if constrained_loss and target != "both":
         raise ValueError("key 'constrained_loss' supports target=both only")
     rng = np.random.default_rng(seed)
@@ -291,18 +333,12 @@ def supervised_steps(
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
             skip = slate_skip(ex, slate) if slate_order == "model" else 0
             batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target, skip))
-        inputs = {k: v.to(device) for k, v in collate(batch, tokenizer.pad_token_id).items()}
-        allowed = None
-        if constrained_loss:
-            width = max(0, int(inputs["keep"]) - 1)
-            allowed = constrained_allowed(tokenizer, step_examples, batch, width, max_slate, max_rank)
-        loss = completion_loss(model, inputs, allowed)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = batch_loss(model, tokenizer, step_examples, batch, micro_batch_size, device, constrained_loss, max_slate, max_rank)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
         scheduler.step()
-        losses.append(loss.item())
+        losses.append(loss)
         bar.update(1, loss=losses[-1])
         if budget is not None:
             budget.record(budget.clock() - b0)
