@@ -20,7 +20,14 @@ from fgrpo.config import ConfigError
 from fgrpo.config.commands import CompareConfig, EvalConfig, SFTConfig, TrainConfig
 from fgrpo.experiments.expand import expand_runs
 from fgrpo.experiments.plots import read_curves
-from fgrpo.experiments.runner import report_compare, run_compare, run_measured
+from fgrpo.experiments.runner import (
+    RunFailed,
+    Stage,
+    report_compare,
+    run_compare,
+    run_measured,
+    run_one,
+)
 from fgrpo.experiments.spec import load_compare_config
 from fgrpo.experiments.stats import (
     format_mean_ci,
@@ -179,9 +186,11 @@ def test_bookkeeping_is_marked_on_the_fields() -> None:
 
     marked = {cls.__name__: {f.name for f in dataclasses.fields(cls) if is_bookkeeping(f)} for cls in (TrainConfig, SFTConfig, EvalConfig)}
     assert marked == {
-        "TrainConfig": {"torch_threads", "log_every", "save_every", "keep_last", "tensorboard"},
-        "SFTConfig": {"torch_threads", "log_every"},
-        "EvalConfig": {"torch_threads", "batch_size", "dense_batch_size"},
+        # max_time does not change what a finished run computes; a run it stops early is not
+        # counted as finished (runner.run_one), so it needs no place in the fingerprint
+        "TrainConfig": {"torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "max_time"},
+        "SFTConfig": {"torch_threads", "log_every", "max_time"},
+        "EvalConfig": {"torch_threads", "batch_size", "dense_batch_size", "log_every"},
     }
 
 
@@ -299,6 +308,23 @@ def test_read_curves_skips_warmup_dedupes_resume_and_counts_seconds(tmp_path: Pa
     assert c.steps == [2, 4] and c.slate == [0.2, 0.4] and c.rank == [-0.1, 0.1]
     assert c.valid_steps == [0, 4] and c.valid_ndcg == [0.1, 0.35]
     assert c.valid_seconds == [0.0, pytest.approx(2 * 1.0 + 2 * 0.5)]
+
+
+def test_a_run_stopped_by_max_time_is_not_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = {"output_dir": str(tmp_path / "out"), "seeds": [0], "base": TINY_BASE, "methods": [{"name": "fgrpo"}]}
+    (spec,) = expand_runs(load_compare_config(_write(tmp_path, exp)))
+
+    def stopped_run(cmd: list[str], log: Path, poll: float) -> Stage:  # what a max_time stop leaves behind
+        out = Path(spec.train_cfg.output_dir)
+        (out / "model").mkdir(parents=True)
+        (out / "model" / "config.json").write_text("{}")
+        (out / "stopped_early.json").write_text(json.dumps({"step": 1}))
+        return Stage(1.0, 0, 0, 1.0)
+
+    monkeypatch.setattr("fgrpo.experiments.runner.run_measured", stopped_run)
+    with pytest.raises(RunFailed, match="stopped early by max_time"):
+        run_one(spec)
+    assert not spec.done
 
 
 def test_rollouts_to_reach_hand_worked() -> None:

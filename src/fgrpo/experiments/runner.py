@@ -184,6 +184,9 @@ def run_one(spec: RunSpec, poll_seconds: float = 0.2) -> dict[str, Any]:
                 if stage.returncode != 0 or not (model_dir / "config.json").is_file():
                     raise RunFailed(f"{spec.method} seed {spec.seed}: fgrpo {command} exited {stage.returncode} "
                                     f"without {model_dir}; log {log}:\n{_tail(log)}")  # fmt: skip
+                if (Path(train_cfg.output_dir) / "stopped_early.json").is_file():  # max_time: not the budgeted run
+                    raise RunFailed(f"{spec.method} seed {spec.seed}: fgrpo {command} stopped early by max_time "
+                                    f"({Path(train_cfg.output_dir) / 'stopped_early.json'}); not counted as finished")  # fmt: skip
                 done.append(stage)
             # decoupled_sft trains its two models one after the other: their times add up
             total = Stage(sum(p.seconds for p in done), max(p.peak_rss_bytes for p in done), 0, sum(p.cpu_seconds for p in done))
