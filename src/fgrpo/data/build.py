@@ -102,14 +102,7 @@ def _build_sequential(
         root = Path(cfg.input_path)  # type: ignore[arg-type]  # validate() guarantees it
         if not root.is_dir():
             raise DataError(f"{root}: folder not found (dataset {cfg.dataset} reads a folder)")
-    knobs = dict(
-        seed=cfg.seed,
-        pool_size=cfg.pool_size,
-        history_len=cfg.history_len,
-        max_examples=cfg.max_examples,
-        skip_invalid=cfg.skip_invalid,
-        stats=stats,
-    )
+    knobs = _knobs(cfg, stats)
     if cfg.dataset == "lastfm":
         return _build_lastfm(cfg, root, knobs, stats)
     if cfg.dataset == "llara":
@@ -131,6 +124,18 @@ def _build_sequential(
     return _next_items(cfg, data, task, stats, root)
 
 
+def _knobs(cfg: PrepareConfig, stats: dict[str, int]) -> dict[str, Any]:
+    """The keyword arguments every next-item builder takes."""
+    return dict(
+        seed=cfg.seed,
+        pool_size=cfg.pool_size,
+        history_len=cfg.history_len,
+        max_examples=cfg.max_examples,
+        skip_invalid=cfg.skip_invalid,
+        stats=stats,
+    )
+
+
 def _fields(cfg: PrepareConfig) -> recbole.Fields:
     return recbole.Fields(
         cfg.user_field, cfg.item_field, cfg.time_field, cfg.item_list_field, cfg.item_text_field
@@ -140,14 +145,7 @@ def _fields(cfg: PrepareConfig) -> recbole.Fields:
 def _next_items(
     cfg: PrepareConfig, data: movielens.RecData, task: str, stats: dict[str, int], root: Path
 ) -> BuiltDataset:
-    knobs = dict(
-        seed=cfg.seed,
-        pool_size=cfg.pool_size,
-        history_len=cfg.history_len,
-        max_examples=cfg.max_examples,
-        skip_invalid=cfg.skip_invalid,
-        stats=stats,
-    )
+    knobs = _knobs(cfg, stats)
     splits = next_item.build_sequential(
         data,
         task=task,
