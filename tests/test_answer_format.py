@@ -46,6 +46,26 @@ def test_ranker_parses_with_the_folders_limits(rank3_model: Path) -> None:
         Ranker.from_pretrained(rank3_model, max_rank=5)
 
 
+def test_constrained_unset_follows_the_folders_labels(rank3_model: Path, tmp_path: Path) -> None:
+    """constrained=null: off for a folder trained on number labels, on for item-token labels
+    (id-tiny writes valid answers only under the constraint); an explicit value wins."""
+    from fgrpo.models.answer_format import default_constrained
+
+    assert Ranker.from_pretrained(rank3_model).constrained is False
+    assert Ranker.from_pretrained(rank3_model, constrained=True).constrained is True
+    assert default_constrained(None) is False
+    assert default_constrained({"labels": "numbers"}) is False and default_constrained({"labels": "item_tokens"}) is True
+    items = tmp_path / "items"
+    items.mkdir()
+    for f in rank3_model.iterdir():
+        if f.is_file():
+            (items / f.name).write_bytes(f.read_bytes())
+    record = json.loads((items / FORMAT_FILE).read_text())
+    (items / FORMAT_FILE).write_text(json.dumps({**record, "labels": "item_tokens"}))
+    assert Ranker.from_pretrained(items, max_slate=4).constrained is True
+    assert Ranker.from_pretrained(items, constrained=False).constrained is False
+
+
 def test_eval_refuses_limits_that_contradict_the_folder(rank3_model: Path, tmp_path: Path) -> None:
     common = {"model": str(rank3_model), "dataset": "toy", "limit": 2, "max_new_tokens": 8, "torch_threads": 1}
     with pytest.raises(ConfigError, match=rf"key 'max_rank' is 5, but {re.escape(str(rank3_model / FORMAT_FILE))} says"):

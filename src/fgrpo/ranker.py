@@ -55,10 +55,10 @@ class Ranker:
         are the folder's (its ``fgrpo.json``: how it was trained to answer), else this class's
         defaults; a ``max_slate``/``max_rank``/``prompt_style`` given here that contradicts the
         folder is a ConfigError; ``max_new_tokens`` and ``constrained`` are free, as in
-        ``fgrpo eval``. ``threads`` > 0: torch's CPU threads (0: torch's default)."""
+        ``fgrpo eval`` (``constrained`` unset: :func:`~fgrpo.models.answer_format.default_constrained`). ``threads`` > 0: torch's CPU threads (0: torch's default)."""
         import torch
 
-        from fgrpo.models.answer_format import check_answer_format
+        from fgrpo.models.answer_format import check_answer_format, default_constrained
         from fgrpo.models.loading import load_trained
 
         if threads > 0:
@@ -66,6 +66,7 @@ class Ranker:
         given = {k: v for k, v in kwargs.items() if k in ("max_slate", "max_rank", "prompt_style") and v is not None}
         record = check_answer_format(folder, given)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.setdefault("constrained", default_constrained(record))  # unset: as the folder was trained
         if record is not None:
             for key in ("max_slate", "max_rank", "max_new_tokens", "prompt_style"):
                 if record.get(key) is not None:

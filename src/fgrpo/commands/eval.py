@@ -32,7 +32,7 @@ from fgrpo.data.splits import (
 from fgrpo.evaluation.degenerate import degenerate_warnings, warnings_markdown
 from fgrpo.evaluation.evaluate import predict, prediction_with_ids, score_predictions
 from fgrpo.evaluation.metrics import format_markdown_table, metric_keys
-from fgrpo.models.answer_format import check_answer_format
+from fgrpo.models.answer_format import check_answer_format, default_constrained, read_answer_format
 from fgrpo.models.loading import load_trained
 
 
@@ -67,12 +67,14 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
     """Greedy answers of the LLM method(s): one answer (model, zeroshot) or two (two_step).
     Examples dropped by ``prompt_overflow=skip`` are removed from ``examples`` in place."""
     style = prompt_style(cfg)
+    # null: as the (selector) model folder was trained (on for id-tiny's item-token labels)
+    constrained = cfg.constrained if cfg.constrained is not None else default_constrained(read_answer_format(cfg.selector or cfg.model))
     if cfg.method != "two_step":
         model, tok = load_checked(cfg, cfg.model, "model")
         examples[:] = fit_eval_examples(cfg, model, tok, examples, report)
         return predict(
             model, tok, examples, cfg.max_slate, cfg.max_rank, cfg.max_new_tokens, cfg.batch_size,
-            constrained=cfg.constrained, style=style, log_every=cfg.log_every,
+            constrained=constrained, style=style, log_every=cfg.log_every,
         )
     from fgrpo.evaluation.two_step import predict_two_step
 
@@ -82,7 +84,7 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
     examples[:] = fit_eval_examples(cfg, selector, selector_tok, examples, report)  # the slate prompt shows the whole pool
     return predict_two_step(
         selector, selector_tok, ranker, ranker_tok, examples, cfg.max_slate, cfg.max_rank,
-        cfg.max_new_tokens, cfg.batch_size, constrained=cfg.constrained, style=style,
+        cfg.max_new_tokens, cfg.batch_size, constrained=constrained, style=style,
     )  # fmt: skip
 
 

@@ -65,6 +65,14 @@ def read_answer_format(folder: str | Path) -> dict[str, Any] | None:
     return record
 
 
+def default_constrained(record: Mapping[str, Any] | None) -> bool:
+    """Whether greedy decoding is constrained when a command leaves ``constrained`` unset (null):
+    on for a model trained with item-token labels (id-tiny: trained and evaluated under the
+    constraint; decoding freely it writes no valid answer), off otherwise (the paper's protocol,
+    where format errors count)."""
+    return record is not None and record.get("labels") == "item_tokens"
+
+
 def check_answer_format(folder: str | Path, given: Mapping[str, Any], key_prefix: str = "") -> dict[str, Any] | None:
     """The folder's record (None: it has none), after checking that every value in ``given``
     of a :data:`CHECKED_KEYS` key agrees with it; a ConfigError names the first key that does
