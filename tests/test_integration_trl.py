@@ -157,6 +157,10 @@ def rec(inputs):
 tr._generate_and_score_completions = rec
 tr.train()
 torch.save(outs[0], f"{sys.argv[1]}/rank{tr.accelerator.process_index}.pt")
+# Both processes done, then the gloo group destroyed before the interpreter tears down:
+# left to exit-time destructors it can abort ("terminate called without an active exception")
+tr.accelerator.wait_for_everyone()
+tr.accelerator.end_training()
 '''
 
 

@@ -188,4 +188,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             write_stopped(out, "train", step, cfg.max_steps, cfg.max_time)
         else:
             (out / STOPPED_FILE).unlink(missing_ok=True)  # a resumed run that finished
+    # every process done writing, then the process group destroyed (accelerate's advice):
+    # left to exit-time destructors, gloo's can abort a run that has finished
+    run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()
     return out
