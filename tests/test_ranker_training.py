@@ -14,7 +14,7 @@ from fgrpo.format.constrained import allowed_masks
 from fgrpo.format.items import ItemConstraint
 from fgrpo.models.idtiny import build_id_tiny, build_item_tokenizer
 from fgrpo.trainer.forward import completion_logprobs, token_logprobs
-from fgrpo.trainer.sft import model_order_target, sft_target, slate_skip
+from fgrpo.trainer.sft import model_order_target, rollin_target, sft_target, slate_skip
 
 ROOT = Path(__file__).parents[1]
 
@@ -91,6 +91,38 @@ def test_skipped_slate_items_carry_no_label_and_constrained_loss_is_pool_softmax
     pos = width - (len(ids) - start) + 3
     allowed_ids = set(allowed[0, pos].nonzero().flatten().tolist())
     assert allowed_ids == set(tok.convert_tokens_to_ids(["[i7]", "[i12]", "</SLATE>"]))
+
+
+def test_rollin_target_is_the_models_answer_and_labels_point_at_the_target(tok) -> None:
+    from fgrpo.trainer.sft import collate, constrained_allowed, encode_sft_example
+
+    ex = _example()  # candidate 2 ([i12]) is relevant
+    # the model ranks it third: slate and ranking both in the model's order
+    assert rollin_target(ex, 3, 2, [2], lambda e: [4, 3, 2, 1]) == ([4, 3, 2], [4, 2])
+    assert rollin_target(ex, 3, 3, [2], lambda e: [4, 3, 2, 1]) == ([4, 3, 2], [4, 3, 2])
+    # it misses it: the target takes the last non-relevant place of the slate
+    assert rollin_target(ex, 2, 2, [2], lambda e: [4, 3, 1, 2]) == ([4, 2], [4, 2])
+    assert sft_target(ex, 3, 2, np.random.default_rng(0), lambda e: [4, 3, 2, 1], "rollin") == ([4, 3, 2], [4, 2])
+    ids, labels = encode_sft_example(tok, ex, [4, 3, 2], [4, 2], 3, 2, relabel=True)
+    start = next(i for i, y in enumerate(labels) if y != -100)
+    names = tok.convert_ids_to_tokens
+    assert names(ids[start:]) == ["<SLATE>", "[i20]", "[i3]", "[i12]", "</SLATE>", "<RANK>", "[i20]", ">", "[i12]", "</RANK>", "<eos>"]
+    # every item before the target, in each phase, is labelled with the target; the rest with itself
+    assert names(labels[start:]) == ["<SLATE>", "[i12]", "[i12]", "[i12]", "</SLATE>", "<RANK>", "[i12]", ">", "[i12]", "</RANK>", "<eos>"]
+    # the constraint (read from the written tokens, not the labels) allows the target at each of them
+    batch = [(ids, labels)]
+    width = int(collate(batch, tok.pad_token_id)["keep"]) - 1
+    allowed = constrained_allowed(tok, [ex], batch, width, 3, 2)
+    offset = width - (len(ids) - start)
+    for i in (1, 2, 3, 6, 8):
+        assert bool(allowed[0, offset + i, labels[start + i]]), i  # allowed[.., j]: the mask of completion token j
+    assert not bool(allowed[0, offset + 8, ids[start + 6]])  # [i20], ranked already, is not allowed again
+    # nothing relevant after a position: it keeps its own token (two relevant: each finds the next one)
+    ex2 = Example("u1-6", "q", ex.candidates, {"12": 1, "20": 1}, task="movies", meta=ex.meta)
+    ids, labels = encode_sft_example(tok, ex2, [3, 4, 1, 2], [3, 4], 4, 2, relabel=True)
+    start = next(i for i, y in enumerate(labels) if y != -100)
+    assert names(labels[start + 1 : start + 5]) == ["[i20]", "[i20]", "[i12]", "[i12]"]  # [i3] [i20] [i7] [i12]
+    assert names(labels[start + 7 : start + 10]) == ["[i20]", ">", "[i20]"]  # [i3] > [i20]
 
 
 def _toy_train(tmp_path: Path, *overrides: str) -> list[dict]:

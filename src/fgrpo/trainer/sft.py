@@ -31,7 +31,7 @@ import torch
 
 from fgrpo.config.progress import Progress, TimeBudget
 from fgrpo.data.schema import Example
-from fgrpo.format.completion import render_completion, render_ranking, render_slate
+from fgrpo.format.completion import RANK_OPEN, render_completion, render_ranking, render_slate
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
 from fgrpo.trainer.schedule import warmup_cosine
@@ -101,6 +101,8 @@ def sft_target(
         return model_order_target(example, slate_size, max_rank, relevant, filler_order)
     elif slate_order == "teacher":  # distillation: the frozen model's own answer, labels unused
         return model_order_target(example, slate_size, max_rank, [], filler_order)
+    elif slate_order == "rollin":
+        return rollin_target(example, slate_size, max_rank, relevant, filler_order)
     ranking = (relevant[:slate_size] + slate_fill)[:max_rank]  # only slate members: a valid target
     return slate, ranking
 
@@ -128,6 +130,60 @@ def model_order_target(
     return slate, ranking
 
 
+def _with_relevant(order: list[int], size: int, relevant: list[int]) -> list[int]:
+    """The first ``size`` of ``order``, every relevant item of ``order`` it misses replacing its
+    lowest non-relevant picks, at the end (in ``order``'s order)."""
+    rel = set(relevant)
+    top = order[:size]
+    missed = [k for k in order[size:] if k in rel][:size]
+    drop = set([k for k in reversed(top) if k not in rel][: len(missed)])
+    return [k for k in top if k not in drop] + missed
+
+
+def rollin_target(
+    example: Example, slate_size: int, max_rank: int, relevant: list[int], filler_order: FillerOrder | None
+) -> tuple[list[int], list[int]]:
+    """``slate_order="rollin"``: the answer the frozen starting model would write itself, in
+    both phases (the roll-in): its top ``slate_size`` pool items in its order, and as ranking
+    the first ``max_rank`` of that slate in the same order, a relevant item either misses
+    taking the last non-relevant place. :func:`rollin_labels` then labels every item
+    position before a relevant one with that relevant item (the oracle's action there), so
+    each position learns "given these picks, which are not relevant, the next pick is the
+    relevant one": the ranking too learns to find the target after a wrong first pick,
+    which a target that is always ranked first never teaches (docs/results.md)."""
+    if filler_order is None:
+        raise ValueError("key 'slate_order': 'rollin' needs filler_policy=model (the frozen model's order)")
+    order = filler_order(example)
+    order = order + [k for k in relevant if k not in order]  # a scorer that leaves one out: still covered
+    slate = _with_relevant(order, slate_size, relevant)
+    ranking = _with_relevant(slate, max_rank, relevant)
+    return slate, ranking
+
+
+def rollin_labels(tokenizer: Any, example: Example, completion: list[int]) -> list[int]:
+    """Labels of a roll-in completion (item tokens, :func:`rollin_target`): within each phase,
+    an item position is labelled with the first relevant item at or after it in that phase
+    (itself when it is relevant); positions after the phase's last relevant item, and every
+    non-item token, keep their own token."""
+    labels = candidate_labels(tokenizer, example)
+    if labels is None:
+        raise ValueError("slate_order=rollin needs an item-token model (one token per candidate)")
+    rel_tokens = set(tokenizer.convert_tokens_to_ids([labels[k - 1] for k in example.relevant_numbers()]))
+    item_tokens = set(tokenizer.convert_tokens_to_ids(labels))
+    rank_open = tokenizer.convert_tokens_to_ids(RANK_OPEN) if RANK_OPEN in tokenizer.get_vocab() else None
+    out = list(completion)
+    nxt = None  # the next relevant token of the current phase, scanning right to left
+    for i in range(len(completion) - 1, -1, -1):
+        tok = completion[i]
+        if tok == rank_open:
+            nxt = None  # the slate phase has its own relevant items
+        elif tok in rel_tokens:
+            nxt = tok
+        elif tok in item_tokens and nxt is not None:
+            out[i] = nxt
+    return out
+
+
 def slate_skip(example: Example, slate: list[int]) -> int:
     """Leading slate items before the first relevant one (left unsupervised by ``slate_order=model``)."""
     rel = example.relevant_numbers()
@@ -138,11 +194,13 @@ def encode_sft_example(
     tokenizer: Any, example: Example, slate: list[int], ranking: list[int], max_slate: int, max_rank: int,
     target: str = "both",
     skip: int = 0,
+    relabel: bool = False,
 ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) with the prompt masked out of the labels (-100); ``target``:
     ``both`` (one-pass answer), ``slate`` (selector) or ``rank`` (ranker, shown ``slate``).
     ``skip``: the first ``skip`` slate items are not supervised either (item-token models,
-    one token per item: :func:`model_order_target`)."""
+    one token per item: :func:`model_order_target`). ``relabel``: the roll-in labels of
+    :func:`rollin_labels` (``slate_order="rollin"``)."""
     labels = candidate_labels(tokenizer, example)  # item tokens for item-token models, else None
     if target == "both":
         prompt, text = encode_prompt(tokenizer, example, max_slate, max_rank), render_completion(slate, ranking, labels)
@@ -156,6 +214,10 @@ def encode_sft_example(
     completion = tokenizer(text, add_special_tokens=False)["input_ids"]
     completion = completion + [tokenizer.eos_token_id]
     supervised = list(completion)
+    if relabel:
+        if target != "both":
+            raise ValueError("slate_order=rollin supports target=both only")
+        supervised = rollin_labels(tokenizer, example, completion)
     if skip:
         if labels is None or target == "rank":
             raise ValueError("unsupervised slate items (slate_order=model) need an item-token model and a slate target")
@@ -332,7 +394,8 @@ def supervised_steps(
         for ex in step_examples:
             slate, ranking = sft_target(ex, slate_size, max_rank, rng, filler_order, slate_order)
             skip = slate_skip(ex, slate) if slate_order == "model" else 0
-            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target, skip))
+            batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target, skip,
+                                            relabel=slate_order == "rollin"))
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(model, tokenizer, step_examples, batch, micro_batch_size, device, constrained_loss, max_slate, max_rank)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
