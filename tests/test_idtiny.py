@@ -377,3 +377,24 @@ def test_pretraining_early_stops_on_valid_and_restores_the_best(tok, splits) -> 
     assert len(losses) == 20  # evaluations at steps 5 (0.1), 10 (0.5), 15 (0.3), 20 (0.2): two misses, stop
     assert torch.equal(model.model.embed_tokens.weight, snapshots[1])  # step 10's weights
     assert any("restored the weights of step 10" in str(r.get("note")) for r in rows)
+
+
+def test_fused_teacher_order_is_the_mean_rank_by_hand() -> None:
+    from fgrpo.commands.sft import FusedOrder
+
+    a, b, c = (lambda e: [1, 2, 3, 4]), (lambda e: [2, 1, 4, 3]), (lambda e: [3, 2, 1, 4])
+    # rank sums: 1 -> 0+1+2 = 3, 2 -> 1+0+1 = 2, 3 -> 2+3+0 = 5, 4 -> 3+2+3 = 8
+    assert FusedOrder([a, b, c])(None) == [2, 1, 3, 4]
+    assert FusedOrder([a, b])(None) == [1, 2, 3, 4]  # 1 and 2 tie (1 each): the first order decides
+
+
+def test_sasrec_teacher_order_is_the_trained_baselines(splits) -> None:
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
+    from fgrpo.commands.sft import filler_order
+
+    cfg = SeqConfig(seed=3, epochs=2, patience=0)
+    order = filler_order("sasrec", splits["train"], valid=splits["valid"], seed=3)
+    want = SequentialScorer("sasrec", SeqConfig(seed=3)).fit(splits["train"], splits["valid"])
+    ex = splits["valid"][0]
+    assert order(ex) == want.rank(ex) and sorted(order(ex)) == list(range(1, ex.num_candidates + 1))
+    assert cfg.seed == 3

@@ -48,10 +48,58 @@ class ModelFillerOrder:
         return self.orders[example.id]
 
 
-def filler_order(policy: str, train: list, model: Any = None, tokenizer: Any = None) -> FillerOrder | None:
-    """Non-relevant candidates preferred as slate fillers: hard negatives teach more."""
+class FusedOrder:
+    """Pool order of several orders fused by their mean rank (Borda; ties by the first
+    order): the ensemble teacher of ``filler_policy=ensemble``."""
+
+    def __init__(self, orders: list[FillerOrder]) -> None:
+        self.orders = orders
+
+    def prefetch(self, examples: list[Any]) -> None:
+        for order in self.orders:
+            if hasattr(order, "prefetch"):
+                order.prefetch(examples)
+
+    def __call__(self, example: Any) -> list[int]:
+        ranks: dict[int, float] = {}
+        for order in self.orders:
+            for r, k in enumerate(order(example)):
+                ranks[k] = ranks.get(k, 0.0) + r
+        first = {k: r for r, k in enumerate(self.orders[0](example))}
+        return sorted(ranks, key=lambda k: (ranks[k], first.get(k, len(first))))
+
+
+def sequential_order(kind: str, train: list, valid: list, seed: int) -> FillerOrder:
+    """The pool order of a SASRec or GRU4Rec trained here as the baselines' rows are (tuned
+    defaults, early-stopped on ``valid``, seeded): a teacher for ``filler_policy``."""
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
+
+    scorer = SequentialScorer(kind, SeqConfig(seed=seed)).fit(train, valid)  # type: ignore[arg-type]
+    orders: dict[str, list[int]] = {}
+
+    def order(example: Any) -> list[int]:
+        if example.id not in orders:
+            orders[example.id] = scorer.rank(example)
+        return orders[example.id]
+
+    return order
+
+
+def filler_order(
+    policy: str, train: list, model: Any = None, tokenizer: Any = None, valid: list | None = None, seed: int = 0
+) -> FillerOrder | None:
+    """Non-relevant candidates preferred as slate fillers: hard negatives teach more. With
+    ``slate_order=model|rollin|teacher`` this order is also the teacher whose answer is the
+    target: ``sasrec``/``gru4rec`` train that baseline first (on ``train``, early-stopped on
+    ``valid``), ``ensemble`` fuses the model's, SASRec's and GRU4Rec's orders."""
     if policy == "random":
         return None
+    if policy in ("sasrec", "gru4rec"):
+        return sequential_order(policy, train, valid or [], seed)
+    if policy == "ensemble":
+        own = filler_order("model", train, model, tokenizer)
+        assert own is not None
+        return FusedOrder([own, *(sequential_order(k, train, valid or [], seed) for k in ("sasrec", "gru4rec"))])
     if policy == "model":  # the starting model's own preference order (id-tiny: docs/id-tiny.md)
         from fgrpo.format.items import uses_item_tokens
 
@@ -95,7 +143,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     state = latest_sft_state(cfg.output_dir) if resume else None
     out = setup_run(cfg)
     report: dict[str, Any] = {}
-    train, _ = train_valid(cfg, report)
+    train, valid = train_valid(cfg, report)
     check_answer_format(cfg.model, answer_limits(cfg))  # a model folder that says how it answers
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
@@ -106,7 +154,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         enable_checkpointing(model)
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    fillers = filler_order(cfg.filler_policy, train, model, tokenizer)  # a frozen copy, before any hook
+    fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed)  # a frozen copy, before any hook
     stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):
         try:
