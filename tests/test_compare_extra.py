@@ -214,3 +214,17 @@ def test_train_dataset_enters_the_fingerprint_only_when_set() -> None:
         build_config(EvalConfig, {"method": "model", "dataset": "a", "train_dataset": "b"}, "here")
     with pytest.raises(ConfigError, match="prepared folders"):
         build_config(EvalConfig, {"method": "sasrec", "dataset": "toy", "train_dataset": "b"}, "here")
+
+
+def test_fitted_scorers_read_train_and_valid_of_train_dataset(data: dict[str, Path]) -> None:
+    from fgrpo.commands.eval import load_split, load_valid
+
+    cfg = build_config(EvalConfig, {"method": "sasrec", "dataset": str(data["extra"]), "train_dataset": str(data["main"])}, "here")
+    examples, train = load_split(cfg)
+    ids = {name: [ex.id for ex in read_jsonl(data[folder] / f"{split}.jsonl")] for name, folder, split in
+           (("test", "extra", "test"), ("train", "main", "train"), ("own", "extra", "train"))}  # fmt: skip
+    assert [ex.id for ex in examples] == ids["test"] and [ex.id for ex in train] == ids["train"] != ids["own"]
+    main_valid, own_valid = ([ex.candidates for ex in read_jsonl(data[f] / "valid.jsonl")] for f in ("main", "extra"))
+    assert main_valid != own_valid  # the same users, other pools
+    assert [ex.candidates for ex in load_valid(cfg)] == main_valid  # sasrec/gru4rec early-stop on the main valid split
+    assert [ex.candidates for ex in examples] == [ex.candidates for ex in read_jsonl(data["extra"] / "test.jsonl")]
