@@ -18,6 +18,7 @@ def render() -> str:
         CheckDataConfig,
         CompareConfig,
         EvalConfig,
+        ExtraEvalSpec,
         MethodSpec,
         PrepareConfig,
         PretrainItemsConfig,
@@ -39,6 +40,7 @@ def render() -> str:
         ("compare", CompareConfig))]
     # an experiment's `methods:` entries are checked like a config of their own (docs/compare.md)
     sections.append((f"### `fgrpo compare`: each entry of `methods:` ({MethodSpec.__name__})", MethodSpec))
+    sections.append((f"### `fgrpo compare`: each entry of `extra_evals:` ({ExtraEvalSpec.__name__})", ExtraEvalSpec))
     for heading, cls in sections:
         parts += ["", heading, "", "| key | type | default | what it does |", "|---|---|---|---|"]
         for name, (tp, default, text) in field_help(cls).items():

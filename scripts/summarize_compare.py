@@ -6,6 +6,10 @@
 Each cell is the mean over the method's seeds ± the half-width of its 95% CI (Student's t,
 as in results.md). ``--pair A:B`` adds the per-seed paired difference A - B (the same seed
 means the same warm start, so pairing removes the warm start's share of the seed noise).
+``--dataset NAME`` reads the same table from the compare's extra dataset NAME (``extra_evals``)
+instead of its main evaluation:
+
+    python scripts/summarize_compare.py runs/compare_lastfm/results.json --dataset sdpo --pair fgrpo:grpo
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ def main() -> None:
     ap.add_argument("--keys", default="NDCG@1,NDCG@3,NDCG@5,Hit@1")
     ap.add_argument("--pair", action="append", default=[], help="A:B, the paired per-seed difference A - B")
     ap.add_argument("--coverage", action="store_true", help="also: per method and seed, the share of examples whose relevant item is inside the written slate")
+    ap.add_argument("--dataset", default=None, help="an extra dataset of the compare (its extra_evals name); default: the main evaluation")
     args = ap.parse_args()
     res = json.loads(args.results.read_text())
+    eval_dir = "eval"  # where each run's metrics.json is, under runs/<method>/seed<k>/
+    if args.dataset is not None:
+        extras = res.get("extra_evals") or {}
+        if args.dataset not in extras:
+            ap.error(f"{args.results} has no extra dataset {args.dataset!r} (it has: {', '.join(extras) or 'none'})")
+        res, eval_dir = extras[args.dataset], f"extra/{args.dataset}/eval"
     keys = args.keys.split(",")
     print("| method | type | n | " + " | ".join(keys) + " | valid |")
     print("|---|---|---:|" + "---:|" * (len(keys) + 1))
@@ -49,7 +60,7 @@ def main() -> None:
     if args.coverage:  # 1 - errors@5/slate_miss_count / relevant items, from each run's eval/metrics.json
         print("\nSlate coverage (share of the relevant items inside the slate), per seed:")
         for name, m in res["methods"].items():
-            runs = [args.results.parent / "runs" / name / f"seed{seed}" / "eval" / "metrics.json" for seed in m.get("seeds", [])]
+            runs = [args.results.parent / "runs" / name / f"seed{seed}" / eval_dir / "metrics.json" for seed in m.get("seeds", [])]
             cov = [1 - d["errors@5/slate_miss_count"] / d.get("errors@5/relevant", d["num_examples"]) for d in (json.loads(r.read_text()) for r in runs if r.is_file())
                    if "errors@5/slate_miss_count" in d]  # fmt: skip
             if cov and m["type"] != "scorer":

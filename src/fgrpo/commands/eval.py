@@ -91,10 +91,13 @@ def llm_predictions(cfg: EvalConfig, examples: list[Example], report: dict[str, 
 def load_split(cfg: EvalConfig, report: dict[str, Any] | None = None) -> tuple[list[Example], list[Example]]:
     """(examples to score, training examples for the methods fitted on the train split; the
     toy task always has them)."""
+    fitted = cfg.method in TRAINED_METHODS
     examples, train = eval_splits(
-        cfg.dataset, cfg.split, limit=cfg.limit, fitted=cfg.method in TRAINED_METHODS,
+        cfg.dataset, cfg.split, limit=cfg.limit, fitted=fitted and cfg.train_dataset is None,
         skip_invalid=cfg.skip_invalid_rows, toy=ToyTask(cfg.toy_pool_size, cfg.toy_max_relevant, cfg.seed), report=report,
     )  # fmt: skip
+    if fitted and cfg.train_dataset is not None:  # fitted on another folder of the same items
+        train = read_splits(cfg.train_dataset, ("train",), skip_invalid=cfg.skip_invalid_rows, report=report)["train"]
     check_splits(cfg, {cfg.split: examples, **({"train": train} if train else {})}, report)
     return examples, train
 
@@ -132,12 +135,14 @@ def make_scorer(cfg: EvalConfig, train: list[Example]) -> Any:
 
 
 def load_valid(cfg: EvalConfig) -> list[Example]:
-    """The valid split sasrec/gru4rec early-stop on (all of it, whatever ``split``/``limit``)."""
-    path = Path(cfg.dataset) / "valid.jsonl"
-    if cfg.dataset != "toy" and not path.is_file():
+    """The valid split sasrec/gru4rec early-stop on (all of it, whatever ``split``/``limit``):
+    the one of the folder they are fitted on (``train_dataset``, else ``dataset``)."""
+    folder = cfg.train_dataset or cfg.dataset
+    path = Path(folder) / "valid.jsonl"
+    if folder != "toy" and not path.is_file():
         raise FileNotFoundError(f"{path}: {cfg.method} early-stops on the valid split; add it or set seq_patience=0")
     toy = ToyTask(cfg.toy_pool_size, cfg.toy_max_relevant, cfg.seed)
-    return read_splits(cfg.dataset, ("valid",), skip_invalid=cfg.skip_invalid_rows, toy=toy,
+    return read_splits(folder, ("valid",), skip_invalid=cfg.skip_invalid_rows, toy=toy,
                        toy_sizes={"valid": TOY_EVAL_SIZE}, optional=("valid",), announce=False)["valid"]  # fmt: skip
 
 

@@ -45,11 +45,18 @@ class ConfigError(ValueError):
     """A config file or override that cannot be accepted."""
 
 
-def option(default: Any, help: str, *, bookkeeping: bool = False) -> Any:  # noqa: A002 - "help" reads best at call sites
+def option(default: Any, help: str, *, bookkeeping: bool = False, hashed_if_set: bool = False) -> Any:  # noqa: A002 - "help" reads best at call sites
     """A config field with its default and a one-line help text. ``bookkeeping=True`` marks a
     key that does not change what a run computes (threads, logging, checkpoint cadence): `fgrpo
-    compare` leaves it out of a run's fingerprint, so changing it reuses finished results."""
-    metadata = {"help": help, "bookkeeping": True} if bookkeeping else {"help": help}
+    compare` leaves it out of a run's fingerprint, so changing it reuses finished results.
+    ``hashed_if_set=True`` marks a key added later whose default computes exactly what runs did
+    before it existed: the fingerprint holds it only when it differs from that default, so runs
+    recorded before it was added stay valid."""
+    metadata: dict[str, Any] = {"help": help}
+    if bookkeeping:
+        metadata["bookkeeping"] = True
+    if hashed_if_set:
+        metadata["hashed_if_set"] = True
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -58,6 +65,11 @@ def option(default: Any, help: str, *, bookkeeping: bool = False) -> Any:  # noq
 def is_bookkeeping(f: dataclasses.Field) -> bool:
     """Whether a config field was declared with ``option(..., bookkeeping=True)``."""
     return bool(f.metadata.get("bookkeeping", False))
+
+
+def is_hashed_if_set(f: dataclasses.Field) -> bool:
+    """Whether a config field was declared with ``option(..., hashed_if_set=True)``."""
+    return bool(f.metadata.get("hashed_if_set", False))
 
 
 def field_help(cls: type) -> dict[str, tuple[str, Any, str]]:

@@ -249,6 +249,7 @@ class EvalConfig:
     dataset: str = option("toy", "'toy' or a folder made by `fgrpo prepare` (the split file and, for popularity/sasrec/gru4rec, train.jsonl; sasrec/gru4rec early-stop on valid.jsonl).")
     split: Literal["test", "valid", "train"] = option("test", "Which split to score.")
     limit: int | None = option(None, "Score only the first N examples of the split (None: all).")
+    train_dataset: str | None = option(None, "popularity/sasrec/gru4rec: the folder whose train.jsonl (and valid.jsonl, for early stopping) they are fitted on, so that they score `dataset`'s pools with a model of another dataset of the same items (null: `dataset`).", hashed_if_set=True)
     output_dir: str = option("runs/eval", "Where metrics.json, metrics.md and predictions.jsonl are written.")
     seed: int = option(0, "Seed (random baseline, toy data, sasrec/gru4rec initialization and shuffling).")
     max_slate: int = option(10, "Parser limit on the slate (paper: 10); scorers' slate size.")
@@ -291,6 +292,11 @@ class EvalConfig:
             raise ValueError("key 'prompt_style': method 'zeroshot' is the zeroshot prompt; use method=model for the standard one")
         if self.method != "two_step" and (self.selector is not None or self.ranker is not None):
             raise ValueError("keys 'selector' and 'ranker' are for method=two_step only")
+        if self.train_dataset is not None:
+            if self.method not in TRAINED_METHODS:
+                raise ValueError(f"key 'train_dataset' is for the fitted scorers ({', '.join(TRAINED_METHODS)}), not method={self.method}")
+            if "toy" in (self.dataset, self.train_dataset):
+                raise ValueError("key 'train_dataset' needs prepared folders: the toy task generates its own train split")
         if self.max_rank > self.max_slate:
             raise ValueError(f"key 'max_rank' ({self.max_rank}) must not exceed 'max_slate' ({self.max_slate})")
         if self.limit is not None and self.limit < 1:
@@ -605,6 +611,16 @@ class MethodSpec:
 
 
 @dataclass
+class ExtraEvalSpec:
+    """One entry of ``extra_evals:`` in an experiment file: another dataset every run is also scored on."""
+
+    name: str = option("", "Name of the dataset in the results (unique): its table in results.md, `extra_evals.<name>` in results.json, runs/<method>/seed<k>/extra/<name>/.")
+    dataset: str = option("", "Folder made by `fgrpo prepare` whose split is scored, with the same item ids as `base.dataset` (an item the main dataset does not have stops the compare before any extra evaluation).")
+    split: Literal["test", "valid", "train"] = option("test", "Which split of it to score.")
+    limit: int | None = option(None, "Score only its first N examples (null: all).")
+
+
+@dataclass
 class CompareConfig:
     """``fgrpo compare``: methods x seeds with equal budgets, one results table and plots."""
 
@@ -613,6 +629,7 @@ class CompareConfig:
     base: dict[str, Any] = option({}, "`fgrpo train` keys shared by every trained method (the equal budget: max_steps, group_size, prompts_per_step, learning_rate, model...); its model/data keys also reach sft methods and evaluations.")
     methods: list[dict[str, Any]] = option([], "The methods: a list of {name, kind, overrides, sweep, warm_start, seeds, eval} (see docs/compare.md).")
     eval: dict[str, Any] = option({}, "`fgrpo eval` keys for every evaluation (split, limit, max_new_tokens, batch_size, ...); dataset, max_slate/max_rank and toy keys come from `base`.")
+    extra_evals: list[dict[str, Any]] = option([], "More datasets every run is also scored on, after its main evaluation, with the same model and eval keys: a list of {name, dataset, split, limit} (see docs/compare.md); fitted scorers are trained on `base.dataset`'s train split and only score these pools.")
     poll_seconds: float = option(0.2, "How often a run's resident memory is sampled (seconds).")
     reward_smoothing: int = option(0, "Moving-average window (steps) of the reward curves (0: about 1/20 of the steps).")
     stop_on_failure: bool = option(False, "Stop at the first failed run (false: record it, go on, exit 1 at the end).")

@@ -2,7 +2,8 @@
 comparison redoes a run whose configs changed instead of reusing stale numbers.
 
 A run's digest hashes, for each of its command configs (training, the ranker's SFT, the
-evaluation), every field not declared ``option(..., bookkeeping=True)``, plus the training
+evaluation), every field not declared ``option(..., bookkeeping=True)`` (a field declared
+``option(..., hashed_if_set=True)`` only when it is not at its default), plus the training
 digest of the run it warm-starts from (a redone warm start makes the runs from it stale),
 plus :data:`DIGEST_VERSION`.
 
@@ -21,21 +22,30 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from fgrpo.config import is_bookkeeping
+from fgrpo.config import is_bookkeeping, is_hashed_if_set
 
 # Version of the fingerprint's rule, hashed into every digest. A new config key needs no bump:
 # its default enters every digest, so runs recorded before it existed are redone rather than
-# reused by accident. Bump this number when the rule itself changes (which fields count, how
-# they are serialized) or when a code change alters what the same configs compute: every
-# recorded run then no longer matches and is re-run on the next `fgrpo compare` (resume reuses
-# nothing from before the bump). 1 was the unversioned digest with a per-key migration list.
+# reused by accident (a key declared hashed_if_set, whose default computes what the runs before
+# it did, enters a digest only when set). Bump this number when the rule itself changes (which
+# fields count, how they are serialized) or when a code change alters what the same configs
+# compute: every recorded run then no longer matches and is re-run on the next `fgrpo compare`
+# (resume reuses nothing from before the bump). 1 was the unversioned digest with a per-key
+# migration list.
 DIGEST_VERSION = 2
 
 
 def fingerprint_fields(cfg: Any) -> dict[str, Any]:
     """The fields of a config dataclass that change what a run computes (name -> value)."""
     values = dataclasses.asdict(cfg)
-    return {f.name: values[f.name] for f in dataclasses.fields(cfg) if not is_bookkeeping(f)}
+    return {
+        f.name: values[f.name] for f in dataclasses.fields(cfg)
+        if not is_bookkeeping(f) and not (is_hashed_if_set(f) and values[f.name] == _default(f))
+    }  # fmt: skip
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
 
 
 def config_digest(configs: Sequence[Any], warm_start_digest: str | None = None) -> str:

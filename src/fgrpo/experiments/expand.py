@@ -42,6 +42,7 @@ from fgrpo.config.commands import (
     SFTConfig,
     TrainConfig,
 )
+from fgrpo.experiments.extra import extra_eval_config, extra_eval_specs
 from fgrpo.experiments.spec import RunSpec
 
 TRAINED_KINDS = ("train", "sft")  # one training run whose model a later method can start from
@@ -246,6 +247,7 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
     base_cfg = build_config(TrainConfig, base_values, "base")
     _forbid(cfg.eval, (*SET_BY_COMPARE, "model", "method"), "eval", "is set by compare per run")
     eval_top = check_values(EvalConfig, cfg.eval, "eval")
+    extras = extra_eval_specs(cfg)
 
     specs: dict[str, tuple[MethodSpec, list[int], int]] = {}  # base name -> (spec, seeds, n expanded)
     per_method: list[list[RunSpec]] = []  # expanded methods, each a list of runs
@@ -307,6 +309,7 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                     eval_cfg=eval_cfg, warm_start=at.warm_dir, toy_source=toy_source,
                     warm_from=trained_runs[(m.warm_start, seed)] if m.warm_start else None, ranker_cfg=ranker_cfg,
                 ))  # fmt: skip
+                runs[-1].extra_evals = {x.name: extra_eval_config(eval_cfg, x, runs[-1].extra_dir(x.name), at.where) for x in extras}
                 trained_runs[(display, seed)] = runs[-1]
             per_method.append(runs)
     order = list(dict.fromkeys([*cfg.seeds, *(r.seed for runs in per_method for r in runs)]))

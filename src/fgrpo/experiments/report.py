@@ -25,6 +25,7 @@ class CompareOutcome:
 
     records: dict[tuple[str, int], dict[str, Any]]  # (method, seed) -> the run's metrics.json
     failures: list[str] = field(default_factory=list)
+    extra_records: dict[str, dict[tuple[str, int], dict[str, Any]]] = field(default_factory=dict)  # extra dataset -> records
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -38,6 +39,8 @@ def format_run_list(specs: Sequence[RunSpec]) -> str:
         lines.append(f"{i:3d}. seed {s.seed}  {s.method:<28} {what:<26} {budget:<66} [{state}] {s.run_dir}")
         if s.warm_start is not None:
             lines.append(f"       starts from {s.warm_start}")
+        for name, ev in s.extra_evals.items():
+            lines.append(f"       + fgrpo eval on '{name}' ({ev.dataset}, {ev.split}) [{'done, skipped' if s.extra_done(name) else 'to run'}]")
     return "\n".join(lines)
 
 
@@ -133,6 +136,38 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_
     return "\n".join(lines)
 
 
+def _metrics_table(summary: dict[str, dict[str, Any]], keys: Sequence[str]) -> str:
+    """One row per method: mean ± 95% CI over seeds of each metric, and the test-sample interval."""
+    header = ["method", "type", "n", *keys, "±test NDCG@5"]
+    rows = []
+    for name, e in summary.items():
+        m = e["metrics"]
+        test_ci = m["ci95/NDCG@5"]["mean"]
+        rows.append([name, e["type"], str(e["n"]), *(format_mean_ci(m[k]["mean"], m[k]["ci95"]) for k in keys),
+                     "-" if math.isnan(test_ci) else f"{test_ci:.3f}"])  # fmt: skip
+    return _md_table(header, rows, 2)
+
+
+def _examples(summary: dict[str, dict[str, Any]]) -> int:
+    return next((int(e["metrics"]["num_examples"]["mean"]) for e in summary.values() if e["n"]), 0)
+
+
+def extra_markdown(extras: dict[str, dict[str, Any]], keys: Sequence[str]) -> list[str]:
+    """One metrics table per extra dataset (``extra_evals``), with the main table's columns."""
+    parts: list[str] = []
+    for name, x in extras.items():
+        parts += [
+            f"## Test metrics on `{name}` (`{x['dataset']}`, {x['split']} split)",
+            "",
+            f"The same models as above, each scored on {_examples(x['methods'])} examples of this dataset "
+            "(the fitted scorers fitted again, with the same seed, on the main dataset's train split).",
+            "",
+            _metrics_table(x["methods"], keys),
+            "",
+        ]
+    return parts
+
+
 def results_markdown(
     cfg: CompareConfig,
     summary: dict[str, dict[str, Any]],
@@ -140,9 +175,11 @@ def results_markdown(
     failures: Sequence[str],
     split: str = "test",
     efficiency: dict[str, dict[str, Any]] | None = None,
+    extras: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """``results.md``: the metric table (mean ± 95% CI over seeds), the cost table, the plots."""
-    n_test = next((int(e["metrics"]["num_examples"]["mean"]) for e in summary.values() if e["n"]), 0)
+    """``results.md``: the metric table (mean ± 95% CI over seeds), one per extra dataset, the
+    cost table, the plots."""
+    n_test = _examples(summary)
     parts = [
         f"# Comparison: `{cfg.output_dir}`",
         "",
@@ -153,14 +190,7 @@ def results_markdown(
         "## Test metrics",
         "",
     ]
-    header = ["method", "type", "n", *keys, "±test NDCG@5"]
-    rows = []
-    for name, e in summary.items():
-        m = e["metrics"]
-        test_ci = m["ci95/NDCG@5"]["mean"]
-        rows.append([name, e["type"], str(e["n"]), *(format_mean_ci(m[k]["mean"], m[k]["ci95"]) for k in keys),
-                     "-" if math.isnan(test_ci) else f"{test_ci:.3f}"])  # fmt: skip
-    parts += [_md_table(header, rows, 2), ""]
+    parts += [_metrics_table(summary, keys), ""]
     parts += [
         "type: **slate+ranking** = an LLM that writes a slate and then ranks part of it (its ranking is "
         "scored; an invalid output scores 0 and lowers `format/valid_rate`); **scorer** = a baseline that "
@@ -169,6 +199,7 @@ def results_markdown(
         "approximation, from each eval's `ci95/NDCG@5`): the noise of the test sample, which the seed "
         "interval does not include.",
         "",
+        *extra_markdown(extras or {}, keys),
         "## Budget and cost per run",
         "",
     ]
@@ -211,6 +242,16 @@ def results_markdown(
     return "\n".join(parts)
 
 
+def extra_summaries(specs: Sequence[RunSpec], outcome: CompareOutcome, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per extra dataset: its folder, split and limit, and :func:`summarize` of its records
+    (the same per-method shape as ``results.json``'s ``methods``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, ev in (specs[0].extra_evals if specs else {}).items():
+        summary = summarize(specs, outcome.extra_records.get(name, {}), keys)
+        out[name] = {"dataset": ev.dataset, "split": ev.split, "limit": ev.limit, "methods": summary}
+    return out
+
+
 def write_results(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutcome) -> dict[str, Path]:
     """results.md, results.json, runs.csv and the three PNGs in ``cfg.output_dir``."""
     from fgrpo.evaluation.metrics import metric_keys
@@ -225,10 +266,11 @@ def write_results(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: Compare
         "runs.csv": out / "runs.csv",
     }
     efficiency = sample_efficiency(specs, outcome.records)
-    files["results.md"].write_text(results_markdown(cfg, summary, keys, outcome.failures, split, efficiency))
+    extras = extra_summaries(specs, outcome, keys)
+    files["results.md"].write_text(results_markdown(cfg, summary, keys, outcome.failures, split, efficiency, extras))
     files["results.json"].write_text(json.dumps(_finite({
         "experiment": dataclasses.asdict(cfg), "metric_keys": keys, "methods": summary, "sample_efficiency": efficiency,
-        "failures": outcome.failures,
+        "extra_evals": extras, "failures": outcome.failures,
     }), indent=1, default=_json_default))  # fmt: skip
     with files["runs.csv"].open("w", newline="") as fh:
         writer = csv.writer(fh)

@@ -13,6 +13,11 @@ what finished; failures recorded, not fatal.
   started over from an empty folder, so its wall-clock and memory are those of one
   uninterrupted run. Both files carry the run's digest (:mod:`fgrpo.experiments.digest`), so
   editing the experiment redoes the runs it changes instead of reusing stale numbers.
+* **Extra datasets** (``extra_evals``, :mod:`fgrpo.experiments.extra`): after a run is
+  finished, each extra evaluation not done yet is one more ``fgrpo eval`` subprocess with its
+  own marker (``runs/<method>/seed<k>/extra/<name>/metrics.json``) and digest, so adding
+  ``extra_evals`` to a finished compare runs only them. Their items are checked against the
+  main dataset's before any of them runs.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 from fgrpo.config import save_config
 from fgrpo.config.progress import clock_text
 from fgrpo.experiments.expand import expand_runs
+from fgrpo.experiments.extra import check_extra_items
 from fgrpo.experiments.report import CompareOutcome, write_results
 from fgrpo.experiments.spec import CompareConfig, RunSpec, budget_text
 
@@ -220,9 +226,55 @@ def run_one(spec: RunSpec, poll_seconds: float = 0.2) -> dict[str, Any]:
     return record
 
 
+def _stage_record(stage: Stage, metrics_file: Path) -> dict[str, Any]:
+    """The timing and metrics fields of a record whose only stage is ``fgrpo eval``."""
+    e = stage.as_dict()
+    return {"train_s": None, "train_peak_rss_gib": None, "eval_s": e["seconds"], "eval_peak_rss_gib": e["peak_rss_gib"],
+            "wall_clock_s": e["seconds"], "train_cpu_s": None, "eval_cpu_s": e["cpu_s"], "cpu_s": e["cpu_s"],
+            "peak_rss_gib": e["peak_rss_gib"], "metrics": json.loads(metrics_file.read_text())}  # fmt: skip
+
+
+def run_extra(spec: RunSpec, name: str, poll_seconds: float = 0.2) -> dict[str, Any]:
+    """Evaluate a finished run on extra dataset ``name`` (the same model: :mod:`.extra`) and
+    write that evaluation's ``metrics.json`` under ``spec.extra_dir(name)``."""
+    folder = spec.extra_dir(name)
+    marker = folder / "metrics.json"
+    if spec.extra_done(name):
+        return json.loads(marker.read_text())
+    if not spec.done:
+        raise RunFailed(f"{spec.method} seed {spec.seed}: extra evaluation '{name}' needs the run itself finished first")
+    ev = spec.extra_evals[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ev.output_dir, ignore_errors=True)
+    config_file = folder / "eval.yaml"
+    save_config(ev, config_file)
+    log = folder / "eval.log"
+    stage = run_measured(_fgrpo("eval", config_file), log, poll_seconds)
+    metrics_file = Path(ev.output_dir) / "metrics.json"
+    if stage.returncode != 0 or not metrics_file.is_file():
+        raise RunFailed(f"{spec.method} seed {spec.seed}: fgrpo eval on '{name}' exited {stage.returncode}; log {log}:\n{_tail(log)}")
+    record = {
+        "method": spec.method, "kind": spec.kind, "seed": spec.seed, "producer": spec.producer, "extra_eval": name,
+        "budget": spec.budget(), "run_dir": str(folder), "config_digest": spec.extra_digest(name), **_stage_record(stage, metrics_file),
+    }  # fmt: skip
+    _write_json_atomic(marker, record)
+    return record
+
+
+def check_extras(specs: Sequence[RunSpec], echo: Callable[[str], None] = print) -> None:
+    """Refuse (ConfigError) an extra dataset with an item the main one lacks, before anything runs."""
+    for spec in specs:  # the toy task's shared split is the main folder of its runs
+        if any(not spec.extra_done(n) for n in spec.extra_evals):
+            materialize_toy(spec)
+    for (main, extra, split), n_items in check_extra_items(specs).items():
+        echo(f"extra dataset {extra} ({split}): its {n_items:,} items are all in {main}")
+
+
 def run_compare(cfg: CompareConfig, echo: Callable[[str], None] = print) -> CompareOutcome:
-    """Run every (method, seed) not done yet, then write the results and the plots."""
+    """Run every (method, seed) not done yet and its extra evaluations, then write the
+    results and the plots."""
     specs = expand_runs(cfg)
+    check_extras(specs, echo)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "experiment.yaml")
@@ -244,6 +296,10 @@ def report_compare(cfg: CompareConfig) -> CompareOutcome:
     comparison still running elsewhere, or at one stopped half-way)."""
     specs = expand_runs(cfg)
     outcome = CompareOutcome({(s.method, s.seed): json.loads(s.marker.read_text()) for s in specs if s.done})
+    for s in specs:
+        for name in s.extra_evals:
+            if s.extra_done(name):
+                outcome.extra_records.setdefault(name, {})[(s.method, s.seed)] = json.loads((s.extra_dir(name) / "metrics.json").read_text())
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     outcome.files = write_results(cfg, specs, outcome)
     return outcome
@@ -266,20 +322,45 @@ def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutco
         if spec.done:
             outcome.records[(spec.method, spec.seed)] = json.loads(spec.marker.read_text())
             echo(f"{head}: done before, skipped")
+        else:
+            trained = (spec.run_dir / "train_phase.json").is_file()  # interrupted between training and eval
+            echo(f"{head}: running ({'trained before; evaluating only' if trained else budget_text(spec.budget())})")
+            ran += 1  # finished or failed, it took its time
+            try:
+                rec = run_one(spec, cfg.poll_seconds)
+            except RunFailed as e:
+                outcome.failures.append(str(e).splitlines()[0])
+                echo(f"{head}: FAILED: {e}")
+                if cfg.stop_on_failure:
+                    break
+                continue
+            outcome.records[(spec.method, spec.seed)] = rec
+            ndcg = rec["metrics"].get("NDCG@5", math.nan)
+            echo(f"{head}: {rec['wall_clock_s']:.1f} s, peak RSS {rec['peak_rss_gib']:.2f} GiB, test NDCG@5 {ndcg:.3f}")
+        if not _run_extras(spec, outcome, head, cfg.poll_seconds, echo) and cfg.stop_on_failure:
+            break
+
+
+def _run_extras(spec: RunSpec, outcome: CompareOutcome, head: str, poll_seconds: float, echo: Callable[[str], None]) -> bool:
+    """The finished run's extra evaluations not done yet; False when one failed."""
+    ok = True
+    for name in spec.extra_evals:
+        records = outcome.extra_records.setdefault(name, {})
+        if spec.extra_done(name):
+            records[(spec.method, spec.seed)] = json.loads((spec.extra_dir(name) / "metrics.json").read_text())
+            echo(f"{head} on '{name}': done before, skipped")
             continue
-        trained = (spec.run_dir / "train_phase.json").is_file()  # interrupted between training and eval
-        echo(f"{head}: running ({'trained before; evaluating only' if trained else budget_text(spec.budget())})")
-        ran += 1  # finished or failed, it took its time
+        echo(f"{head} on '{name}': running")
         try:
-            rec = run_one(spec, cfg.poll_seconds)
+            rec = run_extra(spec, name, poll_seconds)
         except RunFailed as e:
             outcome.failures.append(str(e).splitlines()[0])
-            echo(f"{head}: FAILED: {e}")
-            if cfg.stop_on_failure:
-                break
+            echo(f"{head} on '{name}': FAILED: {e}")
+            ok = False
             continue
-        outcome.records[(spec.method, spec.seed)] = rec
+        records[(spec.method, spec.seed)] = rec
         ndcg = rec["metrics"].get("NDCG@5", math.nan)
-        echo(f"{head}: {rec['wall_clock_s']:.1f} s, peak RSS {rec['peak_rss_gib']:.2f} GiB, test NDCG@5 {ndcg:.3f}")
+        echo(f"{head} on '{name}': {rec['wall_clock_s']:.1f} s, peak RSS {rec['peak_rss_gib']:.2f} GiB, NDCG@5 {ndcg:.3f}")
+    return ok
 
 

@@ -8,12 +8,19 @@ shares (steps, G, prompts per step, learning rate, warm start...); a method list
 makes it that method (``advantage_estimator: grpo``). The budget each method actually got
 (steps x prompts x G = rollouts) is printed in ``results.md``, so a method that overrides it
 is visible rather than silently unequal.
+
+More test sets: ``extra_evals`` lists other prepared folders of the same items (name,
+dataset, split, limit: :class:`~fgrpo.config.commands.ExtraEvalSpec`). Every run is scored on
+each of them too, with its own evaluation config in :attr:`RunSpec.extra_evals` (the main one
+with dataset, split and limit replaced; fitted scorers fitted on the main folder:
+:mod:`fgrpo.experiments.extra`) and its own marker and fingerprint (:meth:`RunSpec.extra_digest`),
+so the run's own fingerprint is the same with or without them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +56,7 @@ class RunSpec:
     toy_source: EvalConfig | None = None  # set when eval_cfg.dataset must first be written from the toy task
     warm_from: RunSpec | None = None  # the run that writes warm_start
     ranker_cfg: SFTConfig | None = None  # decoupled_sft: the ranker's SFT (train_cfg is the selector's)
+    extra_evals: dict[str, EvalConfig] = field(default_factory=dict)  # extra dataset name -> its evaluation of this run
 
     def train_stages(self) -> list[tuple[str, TrainConfig | SFTConfig, str]]:
         """(command, config, log/config file stem) of each training subprocess, in order."""
@@ -78,6 +86,21 @@ class RunSpec:
             return False
         recorded = json.loads(self.marker.read_text()).get("config_digest")
         return recorded in (None, self.digest())
+
+    def extra_dir(self, name: str) -> Path:
+        """Where the evaluation on extra dataset ``name`` writes (eval/, eval.yaml, eval.log, metrics.json)."""
+        return self.run_dir / "extra" / name
+
+    def extra_digest(self, name: str) -> str:
+        """Fingerprint of the evaluation on extra dataset ``name``: the run's training configs and
+        that evaluation's, so a retrained model makes it stale; the run's own digest is untouched."""
+        warm = self.warm_from.digest("train") if self.warm_from is not None else None
+        return config_digest([self.train_cfg, self.ranker_cfg, self.extra_evals[name]], warm)
+
+    def extra_done(self, name: str) -> bool:
+        """The evaluation on extra dataset ``name`` finished with the current configs."""
+        marker = self.extra_dir(name) / "metrics.json"
+        return marker.is_file() and json.loads(marker.read_text()).get("config_digest") == self.extra_digest(name)
 
     def budget(self) -> dict[str, Any]:
         c = self.train_cfg
