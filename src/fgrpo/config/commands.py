@@ -82,7 +82,7 @@ class SFTConfig(ModelOptions, DataOptions):
     seed: int = option(0, "Seed for data order, filler sampling and initialization.")
     max_steps: int = option(200, "Optimizer steps.")
     batch_size: int = option(16, "Examples per optimizer step.")
-    micro_batch_size: int = option(0, "Examples per forward and backward within a step (0: the whole batch); the loss is normalized over the whole batch, so the update is the same and the activation memory a fraction (SmolLM2: 1).")
+    micro_batch_size: int = option(0, "Examples per forward and backward within a step (0: the whole batch); the loss is normalized over the whole batch, so the update is the same and the activation memory a fraction (SmolLM2: 1).", hashed_if_set=True)
     learning_rate: float = option(1e-4, "Peak AdamW learning rate (ours: a common SFT value for small LMs).")
     weight_decay: float = option(0.0, "AdamW weight decay.")
     warmup_steps: int = option(10, "Linear warm-up steps before the cosine decay.")
