@@ -228,3 +228,25 @@ def test_fitted_scorers_read_train_and_valid_of_train_dataset(data: dict[str, Pa
     assert main_valid != own_valid  # the same users, other pools
     assert [ex.candidates for ex in load_valid(cfg)] == main_valid  # sasrec/gru4rec early-stop on the main valid split
     assert [ex.candidates for ex in examples] == [ex.candidates for ex in read_jsonl(data["extra"] / "test.jsonl")]
+
+
+def test_a_run_recorded_while_a_key_was_still_hashed_at_its_default_is_reused() -> None:
+    """SFT's micro_batch_size was hashed at its default (0) before it was declared hashed_if_set:
+    such a run's recorded digest is one of config_digests', and so is today's; a run whose key
+    was set to another value is not."""
+    import hashlib
+    import json
+
+    from fgrpo.config.commands import SFTConfig
+    from fgrpo.experiments.digest import DIGEST_VERSION, config_digest, config_digests
+
+    sft = SFTConfig(dataset="d", model="m")
+    values = dataclasses.asdict(sft)
+    old_fields = fingerprint_fields(sft) | {"micro_batch_size": values["micro_batch_size"]}
+    old = hashlib.sha256(json.dumps({"digest_version": DIGEST_VERSION, "configs": [old_fields]}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    accepted = config_digests([sft])
+    assert config_digest([sft]) in accepted and old in accepted and old != config_digest([sft])
+    assert config_digest([dataclasses.replace(sft, micro_batch_size=4)]) not in accepted
+    # a warm-started run: every form of its warm start's digest counts
+    warm = config_digests([sft])
+    assert {config_digest([sft], w) for w in warm} <= config_digests([sft], warm)

@@ -175,7 +175,7 @@ def run_one(spec: RunSpec, poll_seconds: float = 0.2) -> dict[str, Any]:
         phase_file = spec.run_dir / "train_phase.json"
         model_dirs = [Path(c.output_dir) / "model" for _, c, _ in stages]
         trained = json.loads(phase_file.read_text()) if phase_file.is_file() else None
-        if trained and trained.get("config_digest") in (None, spec.digest("train")) and all((d / "config.json").is_file() for d in model_dirs):
+        if trained and (trained.get("config_digest") is None or trained["config_digest"] in spec.digests("train")) and all((d / "config.json").is_file() for d in model_dirs):
             train_phase = trained  # trained before an interruption: only re-evaluate
         else:
             if spec.warm_start is not None and not (spec.warm_start / "config.json").is_file():

@@ -37,7 +37,7 @@ from fgrpo.config.commands import (
     SFTConfig,
     TrainConfig,
 )
-from fgrpo.experiments.digest import config_digest
+from fgrpo.experiments.digest import config_digest, config_digests
 
 
 @dataclass
@@ -79,13 +79,20 @@ class RunSpec:
         warm = self.warm_from.digest("train") if self.warm_from is not None else None
         return config_digest(configs, warm)
 
+    def digests(self, part: Literal["train", "run"] = "run") -> set[str]:
+        """The digests a finished run of the current configs may have recorded (:meth:`digest`,
+        and its forms from before a key was declared hashed_if_set: :func:`.digest.config_digests`)."""
+        configs = [self.train_cfg, self.ranker_cfg] if part == "train" else [self.train_cfg, self.ranker_cfg, self.eval_cfg]
+        warm = self.warm_from.digests("train") if self.warm_from is not None else None
+        return config_digests(configs, warm)
+
     @property
     def done(self) -> bool:
         """Finished with the current config (a marker from before digests were recorded counts)."""
         if not self.marker.is_file():
             return False
         recorded = json.loads(self.marker.read_text()).get("config_digest")
-        return recorded in (None, self.digest())
+        return recorded is None or recorded in self.digests()
 
     def extra_dir(self, name: str) -> Path:
         """Where the evaluation on extra dataset ``name`` writes (eval/, eval.yaml, eval.log, metrics.json)."""
