@@ -120,7 +120,7 @@ def model_order_target(
     training is never looked for again once the first pick misses), and the ranking learns
     to re-order the written slate. Measured in docs/results.md ("The one-pass ranker")."""
     if filler_order is None:
-        raise ValueError("key 'slate_order': 'model' needs filler_policy=model (the frozen model's order)")
+        raise ValueError("key 'slate_order': 'model' needs a teacher order: filler_policy=model|sasrec|gru4rec|ensemble")
     top = filler_order(example)[:slate_size]
     missed = [k for k in relevant if k not in top][:slate_size]
     drop = set([k for k in reversed(top) if k not in relevant][: len(missed)])  # the lowest non-relevant picks
@@ -152,7 +152,7 @@ def rollin_target(
     relevant one": the ranking too learns to find the target after a wrong first pick,
     which a target that is always ranked first never teaches (docs/results.md)."""
     if filler_order is None:
-        raise ValueError("key 'slate_order': 'rollin' needs filler_policy=model (the frozen model's order)")
+        raise ValueError("key 'slate_order': 'rollin' needs a teacher order: filler_policy=model|sasrec|gru4rec|ensemble")
     order = filler_order(example)
     order = order + [k for k in relevant if k not in order]  # a scorer that leaves one out: still covered
     slate = _with_relevant(order, slate_size, relevant)
