@@ -198,6 +198,7 @@ def test_compare_prints_each_run_with_an_eta(tmp_path: Path, monkeypatch: pytest
     class Spec:
         def __init__(self, seed: int, done: bool = False) -> None:
             self.method, self.seed, self.done, self.run_dir = "m", seed, done, tmp_path / str(seed)
+            self.extra_evals: dict = {}  # no extra datasets
             self.marker = tmp_path / f"{seed}.json"
             self.marker.write_text(json.dumps({"metrics": {}}))
 
