@@ -62,10 +62,12 @@ class FusedOrder:
 
     def __call__(self, example: Any) -> list[int]:
         ranks: dict[int, float] = {}
-        for order in self.orders:
+        first: dict[int, int] = {}
+        for i, order in enumerate(self.orders):
             for r, k in enumerate(order(example)):
                 ranks[k] = ranks.get(k, 0.0) + r
-        first = {k: r for r, k in enumerate(self.orders[0](example))}
+                if i == 0:
+                    first[k] = r
         return sorted(ranks, key=lambda k: (ranks[k], first.get(k, len(first))))
 
 
