@@ -6,6 +6,7 @@ extra dataset with an item the main one lacks is refused before anything runs.""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import subprocess
@@ -144,6 +145,12 @@ def test_extra_metrics_equal_fgrpo_eval_on_that_dataset(compared: dict, data: di
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert {"sft", "popularity"} <= set(rows) and f"{sft['NDCG@5']:.3f}" in rows["sft"]
     assert rows["method"] == md.split("## Test metrics\n")[1].split("\n## ")[0].strip().splitlines()[0]  # the same columns
+    with (out / "runs.csv").open() as fh:  # one row per run and dataset: main ("") and the extra one
+        table = {(r["method"], r["dataset"]): r for r in csv.DictReader(fh)}
+    assert set(table) == {("sft", ""), ("popularity", ""), ("sft", "other"), ("popularity", "other")}
+    assert float(table[("sft", "other")]["NDCG@5"]) == pytest.approx(sft["NDCG@5"])
+    assert float(table[("sft", "")]["NDCG@5"]) == pytest.approx(main_ndcg[0])
+    assert table[("sft", "other")]["run_dir"].endswith("extra/other") and table[("sft", "other")]["status"] == "done"
 
 
 @pytest.mark.slow  # the module's compare: 5 subprocesses, ~25 s of CPU

@@ -274,18 +274,23 @@ def write_results(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: Compare
     }), indent=1, default=_json_default))  # fmt: skip
     with files["runs.csv"].open("w", newline="") as fh:
         writer = csv.writer(fh)
-        cols = ["method", "kind", "type", "seed", "status", "wall_clock_s", "train_s", "eval_s", "cpu_s", "train_cpu_s", "eval_cpu_s", "peak_rss_gib",
-                "train_peak_rss_gib", "eval_peak_rss_gib", "rollouts", *keys, "run_dir"]  # fmt: skip
+        cols = ["method", "kind", "type", "seed", "dataset", "status", "wall_clock_s", "train_s", "eval_s", "cpu_s", "train_cpu_s", "eval_cpu_s",
+                "peak_rss_gib", "train_peak_rss_gib", "eval_peak_rss_gib", "rollouts", *keys, "run_dir"]  # fmt: skip
         writer.writerow(cols)
-        for spec in specs:
-            rec = outcome.records.get((spec.method, spec.seed))
-            row: dict[str, Any] = {"method": spec.method, "kind": spec.kind, "type": TYPE_LABEL[spec.producer],
-                                   "seed": spec.seed, "status": "done" if rec else "failed or not run",
-                                   "rollouts": spec.budget().get("rollouts", ""), "run_dir": spec.run_dir}  # fmt: skip
-            if rec:
-                row.update({k: rec.get(k) for k in cols if k in rec and k not in row})
-                row.update({k: rec["metrics"].get(k) for k in keys})
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
+        # one row per run on the main eval ("dataset" empty), then one per run and extra dataset
+        # (its name; costs are that evaluation's, the training is the main row's)
+        tables = [("", outcome.records), *((name, outcome.extra_records.get(name, {})) for name in extras)]
+        for dataset, records in tables:
+            for spec in specs:
+                rec = records.get((spec.method, spec.seed))
+                row: dict[str, Any] = {"method": spec.method, "kind": spec.kind, "type": TYPE_LABEL[spec.producer],
+                                       "seed": spec.seed, "dataset": dataset, "status": "done" if rec else "failed or not run",
+                                       "rollouts": spec.budget().get("rollouts", ""),
+                                       "run_dir": spec.extra_dir(dataset) if dataset else spec.run_dir}  # fmt: skip
+                if rec:
+                    row.update({k: rec.get(k) for k in cols if k in rec and k not in row})
+                    row.update({k: rec["metrics"].get(k) for k in keys})
+                writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
     files.update(write_plots(cfg, specs, outcome.records))
     return files
 

@@ -316,8 +316,8 @@ def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutco
     t0, ran = time.monotonic(), 0
     for i, spec in enumerate(specs, start=1):
         head = f"[{i}/{len(specs)}] {spec.method} seed {spec.seed}"
-        if ran:  # the runs to go at the mean wall clock of those run so far (methods differ: a rough guide)
-            left = sum(not s.done for s in specs[i - 1 :])
+        if ran:  # the stages to go (runs and extra evaluations) at the mean wall clock of those run so far (a rough guide)
+            left = sum(int(not s.done) + sum(not s.extra_done(n) for n in s.extra_evals) for s in specs[i - 1 :])
             head += f" (ETA {clock_text((time.monotonic() - t0) / ran * left)})"
         if spec.done:
             outcome.records[(spec.method, spec.seed)] = json.loads(spec.marker.read_text())
@@ -337,13 +337,15 @@ def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutco
             outcome.records[(spec.method, spec.seed)] = rec
             ndcg = rec["metrics"].get("NDCG@5", math.nan)
             echo(f"{head}: {rec['wall_clock_s']:.1f} s, peak RSS {rec['peak_rss_gib']:.2f} GiB, test NDCG@5 {ndcg:.3f}")
-        if not _run_extras(spec, outcome, head, cfg.poll_seconds, echo) and cfg.stop_on_failure:
+        extras_ran, ok = _run_extras(spec, outcome, head, cfg.poll_seconds, echo)
+        ran += extras_ran
+        if not ok and cfg.stop_on_failure:
             break
 
 
-def _run_extras(spec: RunSpec, outcome: CompareOutcome, head: str, poll_seconds: float, echo: Callable[[str], None]) -> bool:
-    """The finished run's extra evaluations not done yet; False when one failed."""
-    ok = True
+def _run_extras(spec: RunSpec, outcome: CompareOutcome, head: str, poll_seconds: float, echo: Callable[[str], None]) -> tuple[int, bool]:
+    """The finished run's extra evaluations not done yet: how many ran, and False when one failed."""
+    ok, ran = True, 0
     for name in spec.extra_evals:
         records = outcome.extra_records.setdefault(name, {})
         if spec.extra_done(name):
@@ -351,6 +353,7 @@ def _run_extras(spec: RunSpec, outcome: CompareOutcome, head: str, poll_seconds:
             echo(f"{head} on '{name}': done before, skipped")
             continue
         echo(f"{head} on '{name}': running")
+        ran += 1
         try:
             rec = run_extra(spec, name, poll_seconds)
         except RunFailed as e:
@@ -361,6 +364,6 @@ def _run_extras(spec: RunSpec, outcome: CompareOutcome, head: str, poll_seconds:
         records[(spec.method, spec.seed)] = rec
         ndcg = rec["metrics"].get("NDCG@5", math.nan)
         echo(f"{head} on '{name}': {rec['wall_clock_s']:.1f} s, peak RSS {rec['peak_rss_gib']:.2f} GiB, NDCG@5 {ndcg:.3f}")
-    return ok
+    return ran, ok
 
 
