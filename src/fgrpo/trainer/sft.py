@@ -121,22 +121,24 @@ def model_order_target(
     to re-order the written slate. Measured in docs/results.md ("The one-pass ranker")."""
     if filler_order is None:
         raise ValueError("key 'slate_order': 'model' needs a teacher order: filler_policy=model|sasrec|gru4rec|ensemble")
-    top = filler_order(example)[:slate_size]
-    missed = [k for k in relevant if k not in top][:slate_size]
-    drop = set([k for k in reversed(top) if k not in relevant][: len(missed)])  # the lowest non-relevant picks
-    slate = [k for k in top if k not in drop] + missed
+    order = filler_order(example)
+    top = set(order[:slate_size])
+    slate = _with_relevant(order, slate_size, relevant, missed=[k for k in relevant if k not in top])  # missed: by grade
     rel_set = set(relevant)
     ranking = ([k for k in relevant if k in slate] + [k for k in slate if k not in rel_set])[:max_rank]
     return slate, ranking
 
 
-def _with_relevant(order: list[int], size: int, relevant: list[int]) -> list[int]:
-    """The first ``size`` of ``order``, every relevant item of ``order`` it misses replacing its
-    lowest non-relevant picks, at the end (in ``order``'s order)."""
+def _with_relevant(order: list[int], size: int, relevant: list[int], missed: list[int] | None = None) -> list[int]:
+    """The first ``size`` of ``order``, every relevant item it misses replacing its lowest
+    non-relevant picks, at the end: in ``order``'s order, or in the order of ``missed``
+    when given (the relevant items left out of ``order[:size]``)."""
     rel = set(relevant)
     top = order[:size]
-    missed = [k for k in order[size:] if k in rel][:size]
-    drop = set([k for k in reversed(top) if k not in rel][: len(missed)])
+    if missed is None:
+        missed = [k for k in order[size:] if k in rel]
+    missed = missed[:size]
+    drop = set([k for k in reversed(top) if k not in rel][: len(missed)])  # the lowest non-relevant picks
     return [k for k in top if k not in drop] + missed
 
 
