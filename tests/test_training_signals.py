@@ -30,4 +30,4 @@ def test_run_signals_by_hand():
     assert math.isclose(s["corr_steps"], 2 / 3)
     assert math.isclose(s["miss_start"], 2 / 20) and math.isclose(s["drop_start"], 6 / 20)  # steps 0-1, pooled
     assert math.isclose(s["miss_end"], 1 / 30) and math.isclose(s["drop_end"], 3 / 30)  # steps 1-2
-    assert s["adv_slate"] == 0.1 and s["adv_rank"] == 0.3
+    assert math.isclose(s["adv_slate"], 0.1) and math.isclose(s["adv_rank"], 0.3)
