@@ -215,6 +215,43 @@ def test_eval_command_trains_on_train_split(method: str, tmp_path: Path) -> None
     assert all(len(p["slate"]) == 10 and p["ranking"] == p["slate"][:5] for p in preds)
 
 
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
+def test_a_saved_fit_loads_to_the_same_scores_as_a_refit(kind: str, tmp_path: Path) -> None:
+    train, valid = successor_examples(60, seed=3), successor_examples(20, seed=4, prefix="v")
+    cfg = SeqConfig(epochs=3, batch_size=32, seed=5, patience=2)
+    fitted = SequentialScorer(kind, cfg).fit(train, valid)  # type: ignore[arg-type]
+    path = fitted.save(tmp_path / "scorer.pt", train)
+    refit = SequentialScorer(kind, cfg).fit(train, valid)  # type: ignore[arg-type]
+    loaded = SequentialScorer(kind, cfg).load(path, train)  # type: ignore[arg-type]
+    for ex in successor_examples(15, seed=6, prefix="t"):  # the refit is what loading stands in for
+        assert loaded.scores(ex) == fitted.scores(ex) == refit.scores(ex)
+    assert (loaded.best_epoch, loaded.curve, loaded.train_seconds) == (fitted.best_epoch, fitted.curve, fitted.train_seconds)
+    other = "gru4rec" if kind == "sasrec" else "sasrec"
+    with pytest.raises(ValueError, match=f"a {kind} scorer, this run is {other}"):
+        SequentialScorer(other, cfg).load(path, train)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed 5 \\(here 6\\)"):
+        SequentialScorer(kind, SeqConfig(epochs=3, batch_size=32, seed=6, patience=2)).load(path, train)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="other training data"):
+        SequentialScorer(kind, cfg).load(path, train[:-1])  # type: ignore[arg-type]
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a fitted sasrec/gru4rec scorer"):
+        SequentialScorer(kind, cfg).load(tmp_path / "other.pt", train)  # type: ignore[arg-type]
+
+
+def test_eval_scorer_from_loads_the_earlier_fit(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data")
+    common = {"method": "sasrec", "dataset": str(data), "split": "test", "seq_epochs": 3, "seq_hidden": 16}
+    first = run_eval(EvalConfig(**common, output_dir=str(tmp_path / "a")))
+    saved = tmp_path / "a" / "scorer.pt"
+    assert saved.is_file()
+    second = run_eval(EvalConfig(**common, scorer_from=str(saved), output_dir=str(tmp_path / "b")))
+    assert {k: v for k, v in second.items() if not k.startswith("timing")} == {k: v for k, v in first.items() if not k.startswith("timing")}
+    preds = [(tmp_path / d / "predictions.jsonl").read_text() for d in ("a", "b")]
+    assert preds[0] == preds[1]
+    with pytest.raises(ValueError, match="seq_hidden|hidden 16"):
+        run_eval(EvalConfig(**{**common, "seq_hidden": 32}, scorer_from=str(saved), output_dir=str(tmp_path / "c")))
+
+
 def test_eval_config_checks_seq_options() -> None:
     with pytest.raises(ValueError, match="seq_heads"):
         EvalConfig(method="sasrec", seq_hidden=64, seq_heads=3).validate()

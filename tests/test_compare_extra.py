@@ -257,3 +257,18 @@ def test_a_run_recorded_while_a_key_was_still_hashed_at_its_default_is_reused() 
     # a warm-started run: every form of its warm start's digest counts
     warm = config_digests([sft])
     assert {config_digest([sft], w) for w in warm} <= config_digests([sft], warm)
+
+
+def test_an_extra_evaluation_of_sasrec_loads_the_main_fit(tmp_path: Path) -> None:
+    from fgrpo.experiments.extra import with_saved_fit
+
+    main = EvalConfig(method="sasrec", dataset="main", output_dir=str(tmp_path / "eval"))
+    extra = EvalConfig(method="sasrec", dataset="other", train_dataset="main", output_dir=str(tmp_path / "x"))
+    assert with_saved_fit(extra, main).scorer_from is None  # the main eval saved nothing (a run from before): fit again
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "scorer.pt").write_bytes(b"")
+    assert with_saved_fit(extra, main).scorer_from == str(tmp_path / "eval" / "scorer.pt")
+    pop = EvalConfig(method="popularity", dataset="other", train_dataset="main", output_dir=str(tmp_path / "p"))
+    assert with_saved_fit(pop, main).scorer_from is None  # popularity just counts again
+    # bookkeeping: the extra evaluation's fingerprint is the same either way
+    assert fingerprint_fields(with_saved_fit(extra, main)) == fingerprint_fields(extra)

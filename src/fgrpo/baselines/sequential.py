@@ -31,10 +31,13 @@ candidate number), and unknown history items are dropped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -403,6 +406,60 @@ class SequentialScorer:
         model.eval()
         self._hidden_cache.clear()
         self.train_seconds = time.perf_counter() - start
+        return self
+
+    def training_digest(self, train_examples: Sequence[Example]) -> str:
+        """16 hex digits of what a fit on ``train_examples`` trains on (the vocabulary in row
+        order and every training sequence): :meth:`load` checks a saved fit against it."""
+        vocab = ItemVocab.from_examples(train_examples)
+        saved, self.vocab = self.vocab, vocab
+        try:
+            seqs = self.training_sequences(train_examples)
+        finally:
+            self.vocab = saved
+        payload = json.dumps([list(vocab.index), seqs], separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def save(self, path: str | Path, train_examples: Sequence[Example]) -> Path:
+        """The fitted scorer (weights, vocabulary, config, training curve) in one file,
+        tensors and plain values only, so :meth:`load` reads it with ``weights_only=True``
+        (no code runs from the file)."""
+        if self.model is None or self.vocab is None:
+            raise RuntimeError(f"{self.kind}: save() called before fit()")
+        state = {
+            "format": "fgrpo-sequential-scorer-1", "kind": self.kind, "config": asdict(self.config),
+            "vocab": list(self.vocab.index), "train_digest": self.training_digest(train_examples),
+            "state_dict": self.model.state_dict(), "train_seconds": self.train_seconds, "train_loss": self.train_loss,
+            "curve": self.curve, "best_epoch": self.best_epoch, "best_valid": self.best_valid, "stopped_early": self.stopped_early,
+        }  # fmt: skip
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return path
+
+    def load(self, path: str | Path, train_examples: Sequence[Example]) -> SequentialScorer:
+        """The fit saved by :meth:`save`, in place of :meth:`fit` on ``train_examples``: it must
+        be this kind, with this config (seed included), fitted on the same training data, or
+        a ValueError names the file and what differs."""
+        path = Path(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != "fgrpo-sequential-scorer-1":
+            raise ValueError(f"{path}: not a fitted sasrec/gru4rec scorer saved by fgrpo eval")
+        if state["kind"] != self.kind:
+            raise ValueError(f"{path}: a {state['kind']} scorer, this run is {self.kind}")
+        mine = asdict(self.config)
+        diff = sorted(k for k in mine if state["config"].get(k) != mine[k])
+        if diff:
+            raise ValueError(f"{path}: fitted with other keys: " + ", ".join(f"{k} {state['config'].get(k)!r} (here {mine[k]!r})" for k in diff))
+        if state["train_digest"] != self.training_digest(train_examples):
+            raise ValueError(f"{path}: fitted on other training data than this run's train split")
+        self.vocab = ItemVocab(state["vocab"])
+        self.model = self._build(len(self.vocab))
+        self.model.load_state_dict(state["state_dict"])
+        self.model.eval()
+        self._hidden_cache.clear()
+        for key in ("train_seconds", "train_loss", "curve", "best_epoch", "best_valid", "stopped_early"):
+            setattr(self, key, state[key])
         return self
 
     @torch.no_grad()

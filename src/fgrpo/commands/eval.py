@@ -5,7 +5,8 @@ degenerate result: fgrpo.evaluation.degenerate) and ``predictions.jsonl`` (one l
 example: its id, the slate, ranking and relevant ones as candidate numbers and as candidate
 ids, the pool's ids, the raw completion; scorers: the scores) to ``output_dir``;
 sasrec/gru4rec also write ``curve.json`` (per epoch: train loss and valid NDCG@5 / Hit@1, and
-the restored best epoch).
+the restored best epoch) and ``scorer.pt``, the fitted scorer, which ``scorer_from`` loads in
+a later eval instead of fitting again (``fgrpo compare``'s extra evaluations do).
 """
 
 from __future__ import annotations
@@ -130,8 +131,13 @@ def make_scorer(cfg: EvalConfig, train: list[Example]) -> Any:
         return DenseScorer(batch_size=cfg.dense_batch_size)
     from fgrpo.baselines.sequential import SequentialScorer
 
+    scorer = SequentialScorer(cfg.method, seq_config(cfg))  # type: ignore[arg-type]  # validate()d Literal
+    if cfg.scorer_from:
+        return scorer.load(cfg.scorer_from, train)
     valid = load_valid(cfg) if cfg.seq_patience > 0 else None
-    return SequentialScorer(cfg.method, seq_config(cfg)).fit(train, valid)  # type: ignore[arg-type]  # validate()d Literal
+    scorer.fit(train, valid)
+    scorer.save(Path(cfg.output_dir) / "scorer.pt", train)
+    return scorer
 
 
 def load_valid(cfg: EvalConfig) -> list[Example]:

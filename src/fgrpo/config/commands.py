@@ -267,6 +267,7 @@ class EvalConfig:
     seq_epochs: int = option(200, "sasrec/gru4rec: the most training epochs (early stopping on valid usually ends far sooner: docs/baselines.md).")
     seq_patience: int = option(10, "sasrec/gru4rec: stop after this many valid evaluations without a better valid NDCG@5 and restore the best epoch's weights (the dataset's valid.jsonl; never the test split); 0: train seq_epochs epochs, no valid split read.")
     seq_eval_every: int = option(1, "sasrec/gru4rec: epochs between valid NDCG@5 evaluations.")
+    scorer_from: str | None = option(None, "sasrec/gru4rec: the scorer.pt an earlier eval saved (each fit writes one to its output_dir); loaded instead of fitting again. It must have been fitted with this run's seq_* keys and seed on the same train split, or the run stops naming what differs (null: fit here).", bookkeeping=True)
     seq_train_on: Literal["users", "windows"] = option("users", "sasrec/gru4rec: 'users' = each user's sequence rebuilt from train.jsonl (meta user/position), trained on once in chunks of seq_max_len + 1 (as the SASRec authors; ~10x faster per epoch); 'windows' = every training row's history + target.")
     seq_lr: float | None = option(None, "sasrec/gru4rec: Adam learning rate (None: the tuned value, 0.003 for both: docs/results/baselines_ml100k/tuning.json).")
     seq_batch_size: int = option(128, "sasrec/gru4rec: training sequences per step.")

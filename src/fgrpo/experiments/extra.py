@@ -2,10 +2,11 @@
 evaluation, is scored again on each of them with the same model and the same eval keys.
 
 * **The same model.** A trained method's model folder is evaluated as it is. A fitted scorer
-  (popularity, sasrec, gru4rec) trains inside ``fgrpo eval``, so its extra evaluation fits
-  it again, with the same seed and keys, on the main evaluation's folder
-  (``train_dataset``: its train split, and its valid split for early stopping), and scores
-  only the extra pools. Nothing of the extra dataset's own train split is read.
+  (popularity, sasrec, gru4rec) trains inside ``fgrpo eval`` on the main evaluation's folder
+  (``train_dataset``: its train split, and its valid split for early stopping), with the
+  same seed and keys, and scores only the extra pools: sasrec and gru4rec load the main
+  evaluation's saved fit (``scorer_from``, :func:`with_saved_fit`), popularity counts again.
+  Nothing of the extra dataset's own train split is read.
 * **The same items.** Item ids must mean the same items in both datasets: an id-tiny model
   has one token per item of the folder it was built from, SASRec one embedding per item it
   trained on. :func:`check_extra_items` reads each extra split once and stops the compare,
@@ -55,6 +56,18 @@ def extra_eval_config(main: EvalConfig, x: ExtraEvalSpec, out_dir: Path, where: 
     if main.method in TRAINED_METHODS:
         values["train_dataset"] = main.train_dataset or main.dataset
     return build_config(EvalConfig, values, f"{where} (extra evaluation '{x.name}')")
+
+
+def with_saved_fit(extra: EvalConfig, main: EvalConfig) -> EvalConfig:
+    """``extra`` loading the sasrec/gru4rec fit of the main evaluation (its ``scorer.pt``)
+    instead of fitting the same model again, when the main evaluation saved one (runs from
+    before scorers were saved have none: they are fitted again). ``scorer_from`` is
+    bookkeeping: the loaded fit is the one a refit would give (same seed, keys, train split;
+    :meth:`~fgrpo.baselines.sequential.SequentialScorer.load` checks)."""
+    saved = Path(main.output_dir) / "scorer.pt"
+    if extra.method in ("sasrec", "gru4rec") and extra.scorer_from is None and saved.is_file():
+        return dataclasses.replace(extra, scorer_from=str(saved))
+    return extra
 
 
 def check_extra_items(specs: Sequence[RunSpec]) -> dict[tuple[str, str, str], int]:

@@ -41,7 +41,7 @@ from typing import Any
 from fgrpo.config import save_config
 from fgrpo.config.progress import clock_text
 from fgrpo.experiments.expand import expand_runs
-from fgrpo.experiments.extra import check_extra_items
+from fgrpo.experiments.extra import check_extra_items, with_saved_fit
 from fgrpo.experiments.report import CompareOutcome, write_results
 from fgrpo.experiments.spec import CompareConfig, RunSpec, budget_text
 
@@ -243,7 +243,7 @@ def run_extra(spec: RunSpec, name: str, poll_seconds: float = 0.2) -> dict[str, 
         return json.loads(marker.read_text())
     if not spec.done:
         raise RunFailed(f"{spec.method} seed {spec.seed}: extra evaluation '{name}' needs the run itself finished first")
-    ev = spec.extra_evals[name]
+    ev = with_saved_fit(spec.extra_evals[name], spec.eval_cfg)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(ev.output_dir, ignore_errors=True)
     config_file = folder / "eval.yaml"
