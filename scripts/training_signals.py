@@ -2,7 +2,8 @@
 phase's group has zero reward variance, the within-group correlation of R_slate with R_rank
 (how much the two signals differ: the condition for factorized advantages to matter), each
 phase's advantage spread, and the rollouts' slate miss / rank drop at the start and the end
-of training (docs/results.md, "Coverage-bound pools").
+of training; then, for every finished run, the test split's slate miss / rank drop
+(docs/results.md, "Coverage-bound pools").
 
     python scripts/training_signals.py runs/compare_ml100k_next3 [--window 50]
 
@@ -74,6 +75,20 @@ COLUMNS = {
 }
 
 
+def test_errors(metrics: dict) -> dict[str, float]:
+    """One run's test error analysis from its marker's metrics: the shares of all relevant
+    items that the slate missed and that the slate held but the top k did not."""
+    rel = metrics.get("errors@5/relevant") or 0
+    if not rel:
+        return {"miss": math.nan, "drop": math.nan}
+    return {"miss": metrics["errors@5/slate_miss_count"] / rel, "drop": metrics["errors@5/rank_drop_count"] / rel}
+
+
+def _cell(values: list[float]) -> str:
+    mean, half = mean_ci95([v for v in values if math.isfinite(v)])
+    return f"{mean:.3f}" + (f" ± {half:.3f}" if half is not None and math.isfinite(half) else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("output_dir", type=Path, help="the compare's output_dir")
@@ -89,11 +104,16 @@ def main() -> None:
     print("| method | seeds | " + " | ".join(COLUMNS.values()) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
     for method, runs in by_method.items():
-        cells = []
-        for key in COLUMNS:
-            mean, half = mean_ci95([r[key] for r in runs if math.isfinite(r[key])])
-            cells.append(f"{mean:.3f}" + (f" ± {half:.3f}" if half is not None and math.isfinite(half) else ""))
-        print(f"| {method} | {len(runs)} | " + " | ".join(cells) + " |")
+        print(f"| {method} | {len(runs)} | " + " | ".join(_cell([r[key] for r in runs]) for key in COLUMNS) + " |")
+    tests: dict[str, list[dict[str, float]]] = {}
+    for path in sorted(args.output_dir.glob("runs/*/seed*/metrics.json")):  # every finished run's marker
+        tests.setdefault(path.parents[1].name, []).append(test_errors(json.loads(path.read_text()).get("metrics", {})))
+    print("\nTest split, every method: shares of all relevant items (k = 5)\n")
+    print("| method | seeds | missed by the slate | in the slate, not in the top k | found in the top k |")
+    print("|---|---:|---:|---:|---:|")
+    for method, runs in tests.items():
+        found = [1 - r["miss"] - r["drop"] for r in runs]
+        print(f"| {method} | {len(runs)} | {_cell([r['miss'] for r in runs])} | {_cell([r['drop'] for r in runs])} | {_cell(found)} |")
 
 
 if __name__ == "__main__":

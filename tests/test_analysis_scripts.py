@@ -60,3 +60,10 @@ def test_run_signals_by_hand():
     assert math.isclose(s["miss_start"], 2 / 20) and math.isclose(s["drop_start"], 6 / 20)  # steps 0-1, pooled
     assert math.isclose(s["miss_end"], 1 / 30) and math.isclose(s["drop_end"], 3 / 30)  # steps 1-2
     assert math.isclose(s["adv_slate"], 0.1) and math.isclose(s["adv_rank"], 0.3)
+
+
+def test_test_errors_by_hand():
+    mod = _load("training_signals")
+    e = mod.test_errors({"errors@5/relevant": 30, "errors@5/slate_miss_count": 3, "errors@5/rank_drop_count": 6})
+    assert math.isclose(e["miss"], 0.1) and math.isclose(e["drop"], 0.2)
+    assert math.isnan(mod.test_errors({})["miss"])
