@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -398,3 +399,33 @@ def test_sasrec_teacher_order_is_the_trained_baselines(splits) -> None:
     ex = splits["valid"][0]
     assert order(ex) == want.rank(ex) and sorted(order(ex)) == list(range(1, ex.num_candidates + 1))
     assert cfg.seed == 3
+
+
+def test_pretraining_starts_from_sasrecs_item_embeddings(splits, tmp_path: Path) -> None:
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
+    from fgrpo.commands.pretrain_items import run_pretrain_items
+    from fgrpo.config.commands import PretrainItemsConfig
+    from fgrpo.format.items import item_token
+    from fgrpo.models.loading import load_model, load_tokenizer
+
+    data = tmp_path / "data"
+    for name, exs in splits.items():
+        write_jsonl(exs, data / f"{name}.jsonl")
+    sasrec = SequentialScorer("sasrec", SeqConfig(seed=1, epochs=2, patience=0, hidden=16)).fit(splits["train"])
+    saved = sasrec.save(tmp_path / "scorer.pt", splits["train"])
+    common = {"dataset": str(data), "hidden_size": 16, "num_layers": 1, "num_heads": 2, "max_steps": 0}
+    folder = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "pre"), item_embeddings_from=str(saved)))
+    plain = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "plain")))
+    tok, emb = load_tokenizer(str(folder)), load_model(str(folder)).get_input_embeddings().weight
+    base = load_model(str(plain)).get_input_embeddings().weight
+    vectors = SequentialScorer.item_embeddings(saved)
+    rows = torch.tensor(tok.convert_tokens_to_ids([item_token(i) for i in vectors]))
+    table = torch.stack(list(vectors.values()))
+    want = (table - table.mean()) / table.std() * base[rows].std()  # the init's spread, SASRec's geometry
+    assert torch.allclose(emb[rows], want, atol=1e-6)
+    others = torch.ones(len(tok), dtype=torch.bool)
+    others[rows] = False
+    assert torch.equal(emb[others], base[others])  # tags and specials keep the seeded init
+    assert json.loads((tmp_path / "pre" / "summary.json").read_text())["item_embeddings_copied"] == len(vectors)
+    with pytest.raises(ValueError, match="item_embeddings_from.*16 wide.*set hidden_size=16"):
+        run_pretrain_items(PretrainItemsConfig(**{**common, "hidden_size": 32}, output_dir=str(tmp_path / "bad"), item_embeddings_from=str(saved)))

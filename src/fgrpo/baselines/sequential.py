@@ -462,6 +462,17 @@ class SequentialScorer:
             setattr(self, key, state[key])
         return self
 
+    @staticmethod
+    def item_embeddings(path: str | Path) -> dict[str, torch.Tensor]:
+        """Item id -> the item's embedding row of a fit saved by :meth:`save` (read with
+        ``weights_only=True``): what ``fgrpo pretrain-items item_embeddings_from=`` starts from."""
+        path = Path(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != "fgrpo-sequential-scorer-1":
+            raise ValueError(f"{path}: not a fitted sasrec/gru4rec scorer saved by fgrpo eval")
+        weight = state["state_dict"]["item_emb.weight"]
+        return {item: weight[row] for item, row in ItemVocab(state["vocab"]).index.items()}
+
     @torch.no_grad()
     def _last_hidden(self, histories: Sequence[tuple[int, ...]]) -> None:
         assert self.model is not None

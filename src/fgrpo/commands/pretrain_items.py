@@ -29,6 +29,7 @@ from fgrpo.models.idtiny import (
     build_id_tiny,
     build_item_tokenizer,
     catalogue_ids,
+    init_item_embeddings,
     next_item_scores,
 )
 from fgrpo.trainer.pretrain import pretrain_items, train_sequences
@@ -60,6 +61,15 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
     t0 = time.perf_counter()
     tokenizer = build_item_tokenizer(read_catalogue(cfg.dataset, cfg.skip_invalid_rows))
     model = build_id_tiny(len(tokenizer), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.seed, cfg.attention_dropout)
+    copied = None
+    if cfg.item_embeddings_from:
+        from fgrpo.baselines.sequential import SequentialScorer
+
+        try:
+            copied = init_item_embeddings(model, tokenizer, SequentialScorer.item_embeddings(cfg.item_embeddings_from))
+        except ValueError as e:
+            raise ValueError(f"key 'item_embeddings_from' ({cfg.item_embeddings_from}): {e}") from None
+        print(f"item embeddings: {copied} of {len(tokenizer)} rows from {cfg.item_embeddings_from}")
     report: dict[str, Any] = {"files": {}}
     splits = read_splits(cfg.dataset, ("train",), skip_invalid=cfg.skip_invalid_rows, report=report)
     write_data_report(out, report)
@@ -77,7 +87,7 @@ def run_pretrain_items(cfg: PretrainItemsConfig) -> Path:
         )  # fmt: skip
     summary: dict[str, Any] = {
         "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-        "train_sequences": len(sequences), "train_positions": int(sum(len(s) - 1 for s in sequences)),
+        "item_embeddings_copied": copied, "train_sequences": len(sequences), "train_positions": int(sum(len(s) - 1 for s in sequences)),
         "first_loss": losses[0] if losses else None, "last_loss": float(np.mean(losses[-50:])) if losses else None,
         "pretrain_seconds": time.perf_counter() - t_train,
     }  # fmt: skip

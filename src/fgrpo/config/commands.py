@@ -360,6 +360,7 @@ class PretrainItemsConfig:
     hidden_size: int = option(128, "Hidden width of the Llama.")
     num_layers: int = option(4, "Decoder layers.")
     num_heads: int = option(4, "Attention heads (hidden_size must be divisible by it).")
+    item_embeddings_from: str | None = option(None, "A sasrec/gru4rec scorer.pt (written by `fgrpo eval method=sasrec`): each item's embedding starts from its row there, rescaled to the init's spread (LLaRA's start from SASRec's item embeddings); hidden_size must equal its width (SASRec's tuned 64). null: random init.", hashed_if_set=True)
     attention_dropout: float = option(0.0, "Dropout on the attention weights while training (Llama's only dropout; saved in the model's config, so SFT and RL train with it too).")
     hidden_dropout: float = option(0.0, "Dropout on the embedding, attention and MLP outputs while pretraining (as SASRec's; not saved in the folder). ML-100K: 0.3 with 3,000 steps (docs/results.md).")
     max_steps: int = option(3000, "Optimizer steps of next-item pretraining (0: save the random model).")

@@ -87,6 +87,28 @@ def build_id_tiny(
 
 
 @torch.no_grad()
+def init_item_embeddings(model: Any, tokenizer: Any, vectors: dict[str, torch.Tensor]) -> int:
+    """Copy each item's vector into its token's (tied) embedding row, the block rescaled to
+    the standard deviation of the rows it replaces (the Llama's init scale: a trained SASRec
+    table is larger, and an input embedding that large would swamp the residual stream);
+    directions and relative norms are kept. Returns how many rows were copied. As LLaRA
+    starts from SASRec's item embeddings (docs/results.md)."""
+    emb = model.get_input_embeddings().weight
+    pairs = [(tokenizer.convert_tokens_to_ids(item_token(i)), v) for i, v in vectors.items()]
+    pairs = [(row, v) for row, v in pairs if row is not None and row != tokenizer.unk_token_id]
+    if not pairs:
+        return 0
+    width = len(pairs[0][1])
+    if width != emb.shape[1]:
+        raise ValueError(f"the item vectors are {width} wide, the model's hidden_size is {emb.shape[1]}: set hidden_size={width}")
+    rows = torch.tensor([r for r, _ in pairs])
+    block = torch.stack([v for _, v in pairs]).to(emb.dtype)
+    target_std = emb[rows].std()
+    emb[rows] = (block - block.mean()) / block.std() * target_std
+    return len(pairs)
+
+
+@torch.no_grad()
 def next_item_scores(model: Any, tokenizer: Any, examples: list[Example], batch_size: int = 256) -> list[list[float]]:
     """Per example, the model's next-item logit of each candidate after ``<HIST> history``
     (the pretraining format): the pretrained model as a scorer, and the filler order of SFT."""
