@@ -85,7 +85,11 @@ def test_errors(metrics: dict) -> dict[str, float]:
 
 
 def _cell(values: list[float]) -> str:
-    mean, half = mean_ci95([v for v in values if math.isfinite(v)])
+    """mean ± 95% CI of the finite values; "–" when none (a run logged before the signal existed)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "–"
+    mean, half = mean_ci95(finite)
     return f"{mean:.3f}" + (f" ± {half:.3f}" if half is not None and math.isfinite(half) else "")
 
 
