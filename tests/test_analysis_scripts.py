@@ -67,3 +67,16 @@ def test_test_errors_by_hand():
     e = mod.test_errors({"errors@5/relevant": 30, "errors@5/slate_miss_count": 3, "errors@5/rank_drop_count": 6})
     assert math.isclose(e["miss"], 0.1) and math.isclose(e["drop"], 0.2)
     assert math.isnan(mod.test_errors({})["miss"])
+
+
+def test_paired_users_per_example_metric_by_hand(tmp_path):
+    import json
+
+    mod = _load("paired_users")
+    rows = [{"id": "a", "ranking": [2, 1], "relevant": [1], "candidate_ids": ["x", "y", "z"]},  # at rank 2: 1/log2(3)
+            {"id": "b", "ranking": [3], "relevant": [3], "candidate_ids": ["x", "y", "z"]}]     # at rank 1: 1
+    path = tmp_path / "predictions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = mod.per_example(path, "NDCG@5")
+    assert math.isclose(got["a"], 1 / math.log2(3)) and got["b"] == 1.0
+    assert mod.per_example(path, "Hit@1") == {"a": 0.0, "b": 1.0}
