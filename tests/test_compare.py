@@ -190,7 +190,9 @@ def test_bookkeeping_is_marked_on_the_fields() -> None:
         # counted as finished (runner.run_one), so it needs no place in the fingerprint
         "TrainConfig": {"torch_threads", "log_every", "save_every", "keep_last", "tensorboard", "max_time"},
         "SFTConfig": {"torch_threads", "log_every", "max_time"},
-        "EvalConfig": {"torch_threads", "batch_size", "dense_batch_size", "log_every"},
+        # scorer_from loads the fit a refit would give (same kind, seq keys, seed, train split:
+        # SequentialScorer.load checks), so it is where the model comes from, not what it is
+        "EvalConfig": {"torch_threads", "batch_size", "dense_batch_size", "log_every", "scorer_from"},
     }
 
 
