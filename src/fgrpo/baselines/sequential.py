@@ -273,6 +273,18 @@ def chunks(seq: Sequence[int], max_len: int) -> list[list[int]]:
     return out
 
 
+SAVED_FORMAT = "fgrpo-sequential-scorer-1"
+
+
+def _read_saved(path: Path) -> dict[str, Any]:
+    """A file written by :meth:`SequentialScorer.save`, read with ``weights_only=True`` (no
+    code runs from it); a ValueError names the file when it is something else."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != SAVED_FORMAT:
+        raise ValueError(f"{path}: not a fitted sasrec/gru4rec scorer saved by fgrpo eval")
+    return state
+
+
 class SequentialScorer:
     """Rank a pool by a SASRec or GRU4Rec next-item logit after ``meta["history_ids"]``.
 
@@ -427,7 +439,7 @@ class SequentialScorer:
         if self.model is None or self.vocab is None:
             raise RuntimeError(f"{self.kind}: save() called before fit()")
         state = {
-            "format": "fgrpo-sequential-scorer-1", "kind": self.kind, "config": asdict(self.config),
+            "format": SAVED_FORMAT, "kind": self.kind, "config": asdict(self.config),
             "vocab": list(self.vocab.index), "train_digest": self.training_digest(train_examples),
             "state_dict": self.model.state_dict(), "train_seconds": self.train_seconds, "train_loss": self.train_loss,
             "curve": self.curve, "best_epoch": self.best_epoch, "best_valid": self.best_valid, "stopped_early": self.stopped_early,
@@ -442,9 +454,7 @@ class SequentialScorer:
         be this kind, with this config (seed included), fitted on the same training data, or
         a ValueError names the file and what differs."""
         path = Path(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != "fgrpo-sequential-scorer-1":
-            raise ValueError(f"{path}: not a fitted sasrec/gru4rec scorer saved by fgrpo eval")
+        state = _read_saved(path)
         if state["kind"] != self.kind:
             raise ValueError(f"{path}: a {state['kind']} scorer, this run is {self.kind}")
         mine = asdict(self.config)
@@ -466,10 +476,7 @@ class SequentialScorer:
     def item_embeddings(path: str | Path) -> dict[str, torch.Tensor]:
         """Item id -> the item's embedding row of a fit saved by :meth:`save` (read with
         ``weights_only=True``): what ``fgrpo pretrain-items item_embeddings_from=`` starts from."""
-        path = Path(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != "fgrpo-sequential-scorer-1":
-            raise ValueError(f"{path}: not a fitted sasrec/gru4rec scorer saved by fgrpo eval")
+        state = _read_saved(Path(path))
         weight = state["state_dict"]["item_emb.weight"]
         return {item: weight[row] for item, row in ItemVocab(state["vocab"]).index.items()}
 
