@@ -136,6 +136,7 @@ class TrainConfig(ModelOptions, DataOptions):
     temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
     top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
     constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling).")
+    static_decode: bool = option(True, "Decode rollouts of a Llama-family model over a preallocated, prompt-shared key/value cache with fused, prepacked projections (fgrpo.rollout.static_llama; logits within ~1e-4 of the forward's; false: transformers' forward and DynamicCache, the reference).")
     constrained_logprobs: bool = option(True, "With constrained_rollouts: the loss's log-probs (ratio, KL, entropy) are the constrained policy's, the softmax over the allowed tokens the rollouts were sampled from (false: the unconstrained model's, whose gradient also spends itself on tokens the constraint never lets through).")
     share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
 

@@ -19,6 +19,7 @@ import torch
 
 from fgrpo.format.completion import STOP_STRING
 from fgrpo.format.spans import PieceTable
+from fgrpo.rollout import static_llama
 
 
 @dataclass
@@ -104,6 +105,7 @@ def generate(
     stop_string: str = STOP_STRING,
     constraint: Any = None,
     fast: bool = True,
+    static_cache: bool = True,
 ) -> Rollouts:
     """Sample ``group_size`` completions for each prompt (token ids, no padding).
 
@@ -116,6 +118,9 @@ def generate(
     keeps its state as tensors, advanced one token per step; ``fast=False`` calls its
     ``allowed`` on every row's tokens so far instead (the reference the tracker is tested
     equal to).
+    ``static_cache``: decode a Llama-family model with :class:`fgrpo.rollout.static_llama.LlamaDecoder`
+    (preallocated, prompt-shared key/value cache; logits within ~1e-6 of the model's forward);
+    False, or a model it does not support, decodes through ``model(...)`` and its DynamicCache.
     """
     start = time.perf_counter()
     device = next(model.parameters()).device
@@ -133,7 +138,11 @@ def generate(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
-    cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
+    decoder = None
+    if static_cache and static_llama.supports(model):  # the group reads its prompt's keys in place
+        decoder = static_llama.LlamaDecoder(model, cache, mask, positions[:, -1] + 1, group_size, max_new_tokens)
+    else:
+        cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
     logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [b, V] for the active rows
     mask = mask.repeat_interleave(group_size, 0)  # [b, L]
     next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [b, 1]
@@ -176,8 +185,13 @@ def generate(
             keep = (~ended).nonzero().flatten()
             if tracker is not None:
                 tracker.select(keep)
-            cache.batch_select_indices(keep)
-            active, nxt, mask, next_pos = active[keep], nxt[keep], mask[keep], next_pos[keep]
+            active, nxt = active[keep], nxt[keep]
+            if decoder is None:
+                cache.batch_select_indices(keep)
+                mask, next_pos = mask[keep], next_pos[keep]
+        if decoder is not None:  # every row is fed (a finished row its pad) and only active rows read
+            logits = decoder.step(tokens[:, t])[active]
+            continue
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         out = model(
             input_ids=nxt.unsqueeze(1),

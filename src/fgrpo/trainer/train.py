@@ -189,7 +189,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     # constrained: sample only valid completions (id-tiny: docs/id-tiny.md)
     constraint = decoding_constraint(tok, batch, cfg.max_slate, cfg.max_rank) if cfg.constrained_rollouts else None
     with full_params(model, run.strategy):
-        rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators, constraint=constraint)
+        rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators, constraint=constraint,
+                         static_cache=cfg.static_decode)
     texts = decode_completions(tok, rolls.completions)
 
     # 2. parse and reward, each phase on its own

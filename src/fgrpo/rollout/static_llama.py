@@ -1,0 +1,230 @@
+"""Decode steps of a Llama-family model over a preallocated, prompt-shared key/value cache.
+
+Written by hand because transformers' ``DynamicCache`` grows by ``torch.cat`` on every step
+(the whole cache of every layer copied: 42% of a SmolLM2 decode step of 8 rows on the
+reference CPU, ``benchmarks/decode_profile.py --profile``), and because after
+``batch_repeat_interleave`` its attention reads each prompt's keys once per rollout. Here:
+
+* each prompt's keys and values stay ``[P, H_kv, L, D]``, read once per group: the G rows'
+  queries are the rows of one matmul against them (the group shares its prompt);
+* the generated tokens' keys and values go into a preallocated ``[n, H_kv, T, D]`` buffer,
+  written in place, one column per step;
+* q/k/v are one matmul and gate/up another (LoRA deltas merged in), so a layer is 4
+  matmuls instead of 7; on CPU in fp32 they run through oneDNN with prepacked weights
+  (:func:`_linear`), repacked only after the parameters change;
+* every row stays in the batch until the last one stops (a finished row's logits are
+  computed and ignored), so no cache row is ever copied.
+
+The prefill stays transformers' forward. The math is the model's in another order (fused
+matmuls, the softmax over prompt and generated keys taken jointly from two score blocks),
+so logits agree with ``model(...)``'s to ~1e-6, not bit for bit; tests/test_rollout_static.py
+checks logits, completions for a fixed seed, and the fallback.
+
+Only plain Llama blocks qualify (:func:`supports`): RMSNorm, SiLU MLP, rotary embeddings
+(any rope type transformers computes), no biases, no tensor-parallel split; a PEFT model
+qualifies when its adapters are plain LoRA. Anything else decodes through ``model(...)``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+SUPPORTED_MODEL_TYPES = frozenset({"llama"})
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+def _base_lm(model: Any) -> Any:
+    """The causal LM under a PEFT wrapper (or the model itself)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def _weight(linear: Any) -> torch.Tensor | None:
+    """The weight a linear layer applies: a PEFT LoRA layer's base weight plus its active
+    adapters' deltas; None for a layer this module cannot read (biases, DoRA, other adapters)."""
+    if getattr(linear, "bias", None) is not None:
+        return None
+    base = getattr(linear, "base_layer", None)
+    if base is None:
+        w = getattr(linear, "weight", None)
+        return w if isinstance(w, torch.Tensor) and w.dim() == 2 else None
+    if getattr(base, "bias", None) is not None or not hasattr(linear, "get_delta_weight"):
+        return None
+    w = base.weight
+    if getattr(linear, "merged", False) or getattr(linear, "disable_adapters", False):
+        return w
+    for name in getattr(linear, "active_adapters", []):
+        if name not in getattr(linear, "lora_A", {}):
+            continue
+        if getattr(linear, "use_dora", {}).get(name, False):
+            return None
+        w = w + linear.get_delta_weight(name)
+    return w
+
+
+def supports(model: Any) -> bool:
+    """Whether :class:`LlamaDecoder` can decode this model exactly as its forward would."""
+    lm = _base_lm(model)
+    cfg = getattr(lm, "config", None)
+    inner = getattr(lm, "model", None)
+    if cfg is None or inner is None or getattr(cfg, "model_type", None) not in SUPPORTED_MODEL_TYPES:
+        return False
+    if getattr(cfg, "hidden_act", "silu") != "silu" or (getattr(cfg, "pretraining_tp", 1) or 1) != 1:
+        return False
+    if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
+        return False
+    try:
+        layers = list(inner.layers)
+        needed = [getattr(b.self_attn, p) for b in layers for p in PROJECTIONS]
+        needed += [getattr(b.mlp, p) for b in layers for p in MLP]
+        if not all(hasattr(inner, a) for a in ("embed_tokens", "norm", "rotary_emb")):
+            return False
+    except AttributeError:
+        return False
+    head = lm.get_output_embeddings()
+    return all(_weight(m) is not None for m in needed) and head is not None and _weight(head) is not None
+
+
+Linear = Callable[[torch.Tensor], torch.Tensor]
+
+# model -> (its parameters' versions, the packed weights): rebuilt only after an update
+_PACKED: weakref.WeakKeyDictionary[Any, tuple[tuple[tuple[int, int], ...], dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _linear(weight: torch.Tensor, rows: int) -> Linear:
+    """``x -> x @ weight.T``. On CPU in fp32 through oneDNN with the weight prepacked for
+    ``rows`` rows: MKL's sgemm runs on AVX2 on AMD CPUs (≈ 95 GFLOP/s on one core of the
+    reference EPYC, against oneDNN's ≈ 200, ``benchmarks/decode_profile.py``), and the
+    packed layout is 2-3x faster at the few rows of a decode step. Anywhere else, or if
+    this torch build lacks the op, ``torch.nn.functional.linear``."""
+    w = weight.detach()
+    if w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        try:
+            packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
+            op = torch.ops.mkldnn._linear_pointwise
+            op(w.new_zeros(1, w.shape[1]), packed, None, "none", [], "")  # the op runs in this build
+            return lambda x: op(x, packed, None, "none", [], "")
+        except (RuntimeError, AttributeError, NotImplementedError):
+            pass
+    return lambda x: torch.nn.functional.linear(x, w)
+
+
+def _packed(model: Any, rows: int) -> dict[str, Any]:
+    """The model's fused, packed projections, cached on the model until a parameter changes
+    (the optimizer step bumps its version), so a rollout after each update repacks once."""
+    versions = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    hit = _PACKED.get(model)
+    if hit is not None and hit[0] == versions:
+        return hit[1]
+    lm = _base_lm(model)
+    layers = []
+    for block in lm.model.layers:
+        att, mlp = block.self_attn, block.mlp
+        layers.append({
+            "qkv": _linear(torch.cat([_weight(att.q_proj), _weight(att.k_proj), _weight(att.v_proj)]), rows),
+            "o": _linear(_weight(att.o_proj), rows),
+            "gate_up": _linear(torch.cat([_weight(mlp.gate_proj), _weight(mlp.up_proj)]), rows),
+            "down": _linear(_weight(mlp.down_proj), rows),
+        })
+    weights = {"layers": layers, "head": _linear(_weight(lm.get_output_embeddings()), rows)}
+    _PACKED[model] = (versions, weights)
+    return weights
+
+
+def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """LlamaRMSNorm: in fp32, scaled by the weight in the input's dtype."""
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of [n, H, D] at one position per row ([n, 1, D] cos and sin)."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+class LlamaDecoder:
+    """Decode steps for ``n = P * G`` rows (row ``p * G + g`` samples from prompt p) after
+    transformers' prefill of the P prompts.
+
+    ``cache``: the prefill's key/value cache (one entry per prompt, not repeated);
+    ``prompt_mask``: its [P, L] attention mask (left padding 0); ``next_pos``: [P] position of
+    each prompt's first new token. :meth:`step` feeds one token per row and returns [n, V]
+    logits for the next."""
+
+    @torch.inference_mode()
+    def __init__(self, model: Any, cache: Any, prompt_mask: torch.Tensor, next_pos: torch.Tensor,
+                 group_size: int, max_new_tokens: int) -> None:
+        lm = _base_lm(model)
+        cfg, inner = lm.config, lm.model
+        first = inner.layers[0].self_attn
+        self.hq, self.hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.d = first.head_dim
+        self.scale = first.scaling
+        self.eps = cfg.rms_norm_eps
+        self.g = group_size
+        self.p = prompt_mask.shape[0]
+        self.n = self.p * group_size
+        self.embed = inner.embed_tokens.weight
+        self.final_norm = inner.norm.weight
+        weights = _packed(model, self.n)
+        self.head = weights["head"]
+        self.layers = []
+        for i, block in enumerate(inner.layers):
+            keys, values = cache.layers[i].keys, cache.layers[i].values  # [P, H_kv, L, D]
+            self.layers.append({
+                **weights["layers"][i],
+                "ln1": block.input_layernorm.weight,
+                "ln2": block.post_attention_layernorm.weight,
+                "kp": keys.transpose(-1, -2),  # [P, H_kv, D, L]: the group's scores in one matmul
+                "vp": values,
+                "kg": keys.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
+                "vg": values.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
+            })
+        self.inter = cfg.intermediate_size
+        # additive mask over each prompt's keys: 0 on tokens, -inf on left padding
+        bias = torch.zeros(prompt_mask.shape, dtype=self.embed.dtype, device=prompt_mask.device)
+        self.prompt_bias = bias.masked_fill(prompt_mask == 0, float("-inf"))[:, None, None, :]  # [P, 1, 1, L]
+        steps = next_pos.reshape(-1, 1) + torch.arange(max_new_tokens, device=next_pos.device)  # [P, T]
+        cos, sin = inner.rotary_emb(self.embed[:1], position_ids=steps)  # [P, T, D]
+        self.cos = cos.repeat_interleave(group_size, 0)  # [n, T, D]
+        self.sin = sin.repeat_interleave(group_size, 0)
+        self.t = 0
+
+    def _attend(self, q: torch.Tensor, layer: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[n, H_q, D] queries over the prompt's and this row's generated keys -> [n, H_q * D]."""
+        p, g, hkv, rep, d, t = self.p, self.g, self.hkv, self.hq // self.hkv, self.d, self.t
+        qg = q.view(p, g, hkv, rep, d).transpose(1, 2).reshape(p, hkv, g * rep, d)  # the group's queries
+        sp = torch.matmul(qg, layer["kp"]).mul_(self.scale).add_(self.prompt_bias)  # [P, H_kv, G*rep, L]
+        qr = q.view(self.n, hkv, rep, d)
+        sg = torch.matmul(qr, layer["kg"][:, :, : t + 1].transpose(-1, -2)).mul_(self.scale)  # [n, H_kv, rep, t+1]
+        length = sp.shape[-1]
+        sp_rows = sp.view(p, hkv, g, rep, length).transpose(1, 2).reshape(self.n, hkv, rep, length)
+        probs = torch.softmax(torch.cat([sp_rows, sg], dim=-1), dim=-1)
+        pp = probs[..., :length].reshape(p, g, hkv, rep, length).transpose(1, 2).reshape(p, hkv, g * rep, length)
+        out = torch.matmul(pp, layer["vp"]).view(p, hkv, g, rep, d).transpose(1, 2).reshape(self.n, hkv, rep, d)
+        out = out + torch.matmul(probs[..., length:], layer["vg"][:, :, : t + 1])
+        return out.reshape(self.n, self.hq * d)
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row ([n] ids; any id for a finished row); [n, V] next-token logits."""
+        t, hq, hkv, d = self.t, self.hq, self.hkv, self.d
+        cos, sin = self.cos[:, t : t + 1], self.sin[:, t : t + 1]  # [n, 1, D]
+        x = self.embed[tokens]  # [n, hidden]
+        for layer in self.layers:
+            qkv = layer["qkv"](_rms(x, layer["ln1"], self.eps))
+            qk = _rotate(qkv[:, : (hq + hkv) * d].view(self.n, hq + hkv, d), cos, sin)
+            layer["kg"][:, :, t] = qk[:, hq:]
+            layer["vg"][:, :, t] = qkv[:, (hq + hkv) * d :].view(self.n, hkv, d)
+            x = x + layer["o"](self._attend(qk[:, :hq], layer))
+            gate, up = layer["gate_up"](_rms(x, layer["ln2"], self.eps)).split(self.inter, -1)
+            x = x + layer["down"](torch.nn.functional.silu(gate) * up)
+        self.t += 1
+        return self.head(_rms(x, self.final_norm, self.eps))
