@@ -1,6 +1,6 @@
 """The static decoder (:mod:`fgrpo.rollout.static_llama`) against transformers' forward.
 
-- per step, its logits equal the model's forward over a repeated DynamicCache within 1e-5
+- its prefill's logits and, per step, its logits equal the model's forward over a repeated DynamicCache within 1e-5
   (left-padded prompts of different lengths, grouped-query attention, G > 1, every step);
 - ``generate`` through it gives the same completions and stop flags as through
   ``model(...)`` for a fixed seed, sampled and greedy, constrained (id-tiny) and free;
@@ -38,17 +38,18 @@ def _gqa_llama(**extra: object) -> torch.nn.Module:
 
 
 def _step_logits(model: torch.nn.Module, prompts: list[list[int]], group: int, feeds: torch.Tensor) -> tuple[list, list]:
-    """Logits of each fed step, from the decoder and from the forward over a repeated cache."""
+    """The prefill's logits and each fed step's, from the decoder and from the forward over a
+    repeated cache."""
     ids, mask = engine.left_pad(prompts, 0)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-        dec = static_llama.LlamaDecoder(model, out.past_key_values, mask, pos[:, -1] + 1, group, feeds.shape[1])
-        ref = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True).past_key_values
+        dec = static_llama.LlamaDecoder(model, ids, mask, group, feeds.shape[1])
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        ref = out.past_key_values
         ref.batch_repeat_interleave(group)
         m = mask.repeat_interleave(group, 0)
         nxt = pos[:, -1:].repeat_interleave(group, 0) + 1
-        ours, theirs = [], []
+        ours, theirs = [dec.first_logits], [out.logits[:, -1]]  # the prefill's, then every step's
         for t in range(feeds.shape[1]):
             ours.append(dec.step(feeds[:, t]))
             m = torch.cat([m, m.new_ones(len(m), 1)], 1)
@@ -63,9 +64,11 @@ def test_decoder_logits_equal_the_forward_every_step() -> None:
     prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16]]
     feeds = torch.randint(2, 50, (3 * 4, 7), generator=torch.Generator().manual_seed(1))
     ours, theirs = _step_logits(model, prompts, 4, feeds)
+    assert ours[0].shape == theirs[0].shape == (3, 50)
     for a, b in zip(ours, theirs, strict=True):
-        assert a.shape == b.shape == (12, 50)
+        assert a.shape == b.shape
         assert (a - b).abs().max().item() < 1e-5
+    assert len(ours) == 8 and ours[1].shape == (12, 50)
 
 
 def test_lora_weights_are_merged_and_an_update_is_seen() -> None:

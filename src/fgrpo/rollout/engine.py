@@ -136,14 +136,16 @@ def generate(
     ids, mask = left_pad(prompts, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
     decoder = None
     if static_cache and static_llama.supports(model):  # the group reads its prompt's keys in place
-        decoder = static_llama.LlamaDecoder(model, cache, mask, positions[:, -1] + 1, group_size, max_new_tokens)
+        decoder = static_llama.LlamaDecoder(model, ids, mask, group_size, max_new_tokens)
+        first = decoder.first_logits
     else:
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
         cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
-    logits = out.logits[:, -1].repeat_interleave(group_size, 0)  # [b, V] for the active rows
+        first = out.logits[:, -1]
+    logits = first.repeat_interleave(group_size, 0)  # [b, V] for the active rows
     mask = mask.repeat_interleave(group_size, 0)  # [b, L]
     next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [b, 1]
 

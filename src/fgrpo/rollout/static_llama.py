@@ -15,7 +15,8 @@ reference CPU, ``benchmarks/decode_profile.py --profile``), and because after
 * every row stays in the batch until the last one stops (a finished row's logits are
   computed and ignored), so no cache row is ever copied.
 
-The prefill stays transformers' forward. The math is the model's in another order (fused
+The prefill runs through the same packed weights (SDPA over the prompt, causal, padding
+masked) and keeps each prompt's keys and values. The math is the model's in another order (fused
 matmuls, the softmax over prompt and generated keys taken jointly from two score blocks),
 so logits agree with ``model(...)``'s to ~1e-6, not bit for bit; tests/test_rollout_static.py
 checks logits, completions for a fixed seed, and the fallback.
@@ -144,23 +145,21 @@ def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of [n, H, D] at one position per row ([n, 1, D] cos and sin)."""
+    """Rotary embedding of [..., H, D] (cos and sin broadcast over the heads: [..., 1, D])."""
     half = x.shape[-1] // 2
     return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 class LlamaDecoder:
-    """Decode steps for ``n = P * G`` rows (row ``p * G + g`` samples from prompt p) after
-    transformers' prefill of the P prompts.
+    """Prefill of P prompts, then decode steps for ``n = P * G`` rows (row ``p * G + g``
+    samples from prompt p).
 
-    ``cache``: the prefill's key/value cache (one entry per prompt, not repeated);
-    ``prompt_mask``: its [P, L] attention mask (left padding 0); ``next_pos``: [P] position of
-    each prompt's first new token. :meth:`step` feeds one token per row and returns [n, V]
-    logits for the next."""
+    ``ids``/``mask``: the [P, L] left-padded prompts and their attention mask;
+    :attr:`first_logits` is [P, V], each prompt's next-token logits; :meth:`step` feeds one
+    token per row and returns [n, V] logits for the next."""
 
     @torch.inference_mode()
-    def __init__(self, model: Any, cache: Any, prompt_mask: torch.Tensor, next_pos: torch.Tensor,
-                 group_size: int, max_new_tokens: int) -> None:
+    def __init__(self, model: Any, ids: torch.Tensor, mask: torch.Tensor, group_size: int, max_new_tokens: int) -> None:
         lm = _base_lm(model)
         cfg, inner = lm.config, lm.model
         first = inner.layers[0].self_attn
@@ -168,8 +167,9 @@ class LlamaDecoder:
         self.d = first.head_dim
         self.scale = first.scaling
         self.eps = cfg.rms_norm_eps
+        self.inter = cfg.intermediate_size
         self.g = group_size
-        self.p = prompt_mask.shape[0]
+        self.p, length = ids.shape
         self.n = self.p * group_size
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm.weight
@@ -177,25 +177,46 @@ class LlamaDecoder:
         self.head = weights["head"]
         self.layers = []
         for i, block in enumerate(inner.layers):
-            keys, values = cache.layers[i].keys, cache.layers[i].values  # [P, H_kv, L, D]
             self.layers.append({
                 **weights["layers"][i],
                 "ln1": block.input_layernorm.weight,
                 "ln2": block.post_attention_layernorm.weight,
-                "kp": keys.transpose(-1, -2),  # [P, H_kv, D, L]: the group's scores in one matmul
-                "vp": values,
-                "kg": keys.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
-                "vg": values.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
+                "kg": self.embed.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
+                "vg": self.embed.new_zeros(self.n, self.hkv, max_new_tokens, self.d),
             })
-        self.inter = cfg.intermediate_size
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        steps = positions[:, -1:] + 1 + torch.arange(max_new_tokens, device=ids.device)  # [P, T]
+        cos, sin = inner.rotary_emb(self.embed[:1], position_ids=torch.cat([positions, steps], 1))  # [P, L+T, D]
+        self.first_logits = self._prefill(ids, mask, cos[:, :length, None], sin[:, :length, None])
         # additive mask over each prompt's keys: 0 on tokens, -inf on left padding
-        bias = torch.zeros(prompt_mask.shape, dtype=self.embed.dtype, device=prompt_mask.device)
-        self.prompt_bias = bias.masked_fill(prompt_mask == 0, float("-inf"))[:, None, None, :]  # [P, 1, 1, L]
-        steps = next_pos.reshape(-1, 1) + torch.arange(max_new_tokens, device=next_pos.device)  # [P, T]
-        cos, sin = inner.rotary_emb(self.embed[:1], position_ids=steps)  # [P, T, D]
-        self.cos = cos.repeat_interleave(group_size, 0)  # [n, T, D]
-        self.sin = sin.repeat_interleave(group_size, 0)
+        bias = torch.zeros(mask.shape, dtype=self.embed.dtype, device=mask.device)
+        self.prompt_bias = bias.masked_fill(mask == 0, float("-inf"))[:, None, None, :]  # [P, 1, 1, L]
+        self.cos = cos[:, length:, None].repeat_interleave(group_size, 0)  # [n, T, 1, D]
+        self.sin = sin[:, length:, None].repeat_interleave(group_size, 0)
         self.t = 0
+
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The prompts' forward (causal, left padding masked; a padding query sees itself only,
+        so no row is all -inf); keeps each layer's keys and values; [P, V] last-position logits."""
+        p, length = ids.shape
+        hq, hkv, d = self.hq, self.hkv, self.d
+        causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()
+        allowed = (causal & mask.bool()[:, None, :]) | torch.eye(length, dtype=torch.bool, device=ids.device)
+        x = self.embed[ids].reshape(p * length, -1)
+        for layer in self.layers:
+            qkv = layer["qkv"](_rms(x, layer["ln1"], self.eps)).view(p, length, hq + 2 * hkv, d)
+            qk = _rotate(qkv[:, :, : hq + hkv], cos, sin).transpose(1, 2)  # [P, H_q + H_kv, L, D]
+            q, k = qk[:, :hq], qk[:, hq:]
+            v = qkv[:, :, hq + hkv :].transpose(1, 2)
+            layer["kp"] = k.transpose(-1, -2).contiguous()  # [P, H_kv, D, L]: the group's scores in one matmul
+            layer["vp"] = v.contiguous()
+            att = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed[:, None], scale=self.scale, enable_gqa=hq != hkv)
+            x = x + layer["o"](att.transpose(1, 2).reshape(p * length, hq * d))
+            gate, up = layer["gate_up"](_rms(x, layer["ln2"], self.eps)).split(self.inter, -1)
+            x = x + layer["down"](torch.nn.functional.silu(gate) * up)
+        last = x.view(p, length, -1)[:, -1]
+        return self.head(_rms(last, self.final_norm, self.eps))
 
     def _attend(self, q: torch.Tensor, layer: dict[str, torch.Tensor]) -> torch.Tensor:
         """[n, H_q, D] queries over the prompt's and this row's generated keys -> [n, H_q * D]."""
@@ -216,7 +237,7 @@ class LlamaDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row ([n] ids; any id for a finished row); [n, V] next-token logits."""
         t, hq, hkv, d = self.t, self.hq, self.hkv, self.d
-        cos, sin = self.cos[:, t : t + 1], self.sin[:, t : t + 1]  # [n, 1, D]
+        cos, sin = self.cos[:, t], self.sin[:, t]  # [n, 1, D]
         x = self.embed[tokens]  # [n, hidden]
         for layer in self.layers:
             qkv = layer["qkv"](_rms(x, layer["ln1"], self.eps))
