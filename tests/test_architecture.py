@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fgrpo"
 # low -> high: a layer may import its own and the ones before it
 LAYERS = [
     "config",  # the loader and every command's config dataclass
+    "kernels",  # fp32 linears through oneDNN on CPU
     "data",  # schema, readers, builders, the one dataset-folder reader
     "format",  # prompts, the answer format, its parser and constraint
     "algorithm",  # rewards and advantage estimators: pure tensor maths

@@ -135,6 +135,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     ``max_time``, a run that would overrun it saves its state, writes the model so far and
     ``stopped_early.json``, and returns; ``resume`` continues from that state exactly."""
     from fgrpo.commands.train import STOPPED_FILE, write_stopped
+    from fgrpo.kernels.onednn import use_onednn_linears
     from fgrpo.models.card import write_model_card
     from fgrpo.models.dropout import hidden_dropout
     from fgrpo.models.loading import add_lora, enable_checkpointing, load_model, load_tokenizer
@@ -156,6 +157,8 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         enable_checkpointing(model)
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
+        use_onednn_linears(model)
     fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed)  # a frozen copy, before any hook
     stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):

@@ -23,6 +23,7 @@ from fgrpo.commands.setup import setup_run
 from fgrpo.config.commands import TrainConfig, check_resume_config
 from fgrpo.config.progress import TimeBudget, parse_duration
 from fgrpo.data.splits import write_data_report
+from fgrpo.kernels.onednn import use_onednn_linears
 from fgrpo.models.answer_format import check_answer_format
 from fgrpo.models.loading import add_lora, enable_checkpointing, load_model, load_tokenizer
 from fgrpo.trainer.checkpoint import (
@@ -122,6 +123,8 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     if cfg.use_lora:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
+        use_onednn_linears(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay

@@ -51,7 +51,9 @@ def option(default: Any, help: str, *, bookkeeping: bool = False, hashed_if_set:
     compare` leaves it out of a run's fingerprint, so changing it reuses finished results.
     ``hashed_if_set=True`` marks a key added later whose default computes exactly what runs did
     before it existed: the fingerprint holds it only when it differs from that default, so runs
-    recorded before it was added stay valid."""
+    recorded before it was added stay valid. "Exactly" means the same math: a default that
+    only changes fp32 rounding (``onednn_linear``'s kernels, ``static_decode``'s fused
+    matmuls), as a torch upgrade would, counts as the same computation."""
     metadata: dict[str, Any] = {"help": help}
     if bookkeeping:
         metadata["bookkeeping"] = True

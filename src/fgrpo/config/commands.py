@@ -54,6 +54,7 @@ class ModelOptions:
     lora_alpha: int = option(32, "LoRA scaling alpha.")
     lora_dropout: float = option(0.0, "LoRA dropout (0 keeps rollouts and training forwards identical).")
     lora_target_modules: str = option("all-linear", "Comma-separated module names to adapt, or 'all-linear'.")
+    onednn_linear: bool = option(True, "On CPU in fp32, run the linear layers' forward and backward through oneDNN (fgrpo.kernels.onednn: 2x MKL's sgemm on AMD CPUs, where MKL runs AVX2; same math, fp32 rounding differs); false: torch's default (MKL).", hashed_if_set=True)
     gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory (GPU setting).")
     tiny_hidden_size: int = option(128, "builtin:tiny-llama only: hidden width.")
     tiny_num_layers: int = option(2, "builtin:tiny-llama only: decoder layers.")
@@ -136,7 +137,7 @@ class TrainConfig(ModelOptions, DataOptions):
     temperature: float = option(1.0, "Sampling temperature for rollouts (log-probs are taken at the same temperature).")
     top_p: float = option(1.0, "Nucleus sampling cut-off for rollouts.")
     constrained_rollouts: bool = option(False, "Sample rollouts under the format constraint (every completion valid; off: the paper's free sampling).")
-    static_decode: bool = option(True, "Decode rollouts of a Llama-family model over a preallocated, prompt-shared key/value cache with fused, prepacked projections (fgrpo.rollout.static_llama; logits within ~1e-4 of the forward's; false: transformers' forward and DynamicCache, the reference).")
+    static_decode: bool = option(True, "Decode rollouts of a Llama-family model over a preallocated, prompt-shared key/value cache with fused, prepacked projections (fgrpo.rollout.static_llama; logits within ~1e-4 of the forward's; false: transformers' forward and DynamicCache, the reference).", hashed_if_set=True)
     constrained_logprobs: bool = option(True, "With constrained_rollouts: the loss's log-probs (ratio, KL, entropy) are the constrained policy's, the softmax over the allowed tokens the rollouts were sampled from (false: the unconstrained model's, whose gradient also spends itself on tokens the constraint never lets through).")
     share_prompt_prefix: bool = option(True, "Compute a group's prompt once and share its KV cache across the G completions (same gradient, less arithmetic).")
 

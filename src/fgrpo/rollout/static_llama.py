@@ -29,10 +29,11 @@ qualifies when its adapters are plain LoRA. Anything else decodes through ``mode
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from fgrpo.kernels.onednn import packed_linear
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama"})
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -91,28 +92,8 @@ def supports(model: Any) -> bool:
     return all(_weight(m) is not None for m in needed) and head is not None and _weight(head) is not None
 
 
-Linear = Callable[[torch.Tensor], torch.Tensor]
-
 # model -> (its parameters' versions, the packed weights): rebuilt only after an update
 _PACKED: weakref.WeakKeyDictionary[Any, tuple[tuple[tuple[int, int], ...], dict[str, Any]]] = weakref.WeakKeyDictionary()
-
-
-def _linear(weight: torch.Tensor, rows: int) -> Linear:
-    """``x -> x @ weight.T``. On CPU in fp32 through oneDNN with the weight prepacked for
-    ``rows`` rows: MKL's sgemm runs on AVX2 on AMD CPUs (≈ 95 GFLOP/s on one core of the
-    reference EPYC, against oneDNN's ≈ 200, ``benchmarks/decode_profile.py``), and the
-    packed layout is 2-3x faster at the few rows of a decode step. Anywhere else, or if
-    this torch build lacks the op, ``torch.nn.functional.linear``."""
-    w = weight.detach()
-    if w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkldnn.is_available():
-        try:
-            packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
-            op = torch.ops.mkldnn._linear_pointwise
-            op(w.new_zeros(1, w.shape[1]), packed, None, "none", [], "")  # the op runs in this build
-            return lambda x: op(x, packed, None, "none", [], "")
-        except (RuntimeError, AttributeError, NotImplementedError):
-            pass
-    return lambda x: torch.nn.functional.linear(x, w)
 
 
 def _packed(model: Any, rows: int) -> dict[str, Any]:
@@ -127,12 +108,12 @@ def _packed(model: Any, rows: int) -> dict[str, Any]:
     for block in lm.model.layers:
         att, mlp = block.self_attn, block.mlp
         layers.append({
-            "qkv": _linear(torch.cat([_weight(att.q_proj), _weight(att.k_proj), _weight(att.v_proj)]), rows),
-            "o": _linear(_weight(att.o_proj), rows),
-            "gate_up": _linear(torch.cat([_weight(mlp.gate_proj), _weight(mlp.up_proj)]), rows),
-            "down": _linear(_weight(mlp.down_proj), rows),
+            "qkv": packed_linear(torch.cat([_weight(att.q_proj), _weight(att.k_proj), _weight(att.v_proj)]), rows),
+            "o": packed_linear(_weight(att.o_proj), rows),
+            "gate_up": packed_linear(torch.cat([_weight(mlp.gate_proj), _weight(mlp.up_proj)]), rows),
+            "down": packed_linear(_weight(mlp.down_proj), rows),
         })
-    weights = {"layers": layers, "head": _linear(_weight(lm.get_output_embeddings()), rows)}
+    weights = {"layers": layers, "head": packed_linear(_weight(lm.get_output_embeddings()), rows)}
     _PACKED[model] = (versions, weights)
     return weights
 
