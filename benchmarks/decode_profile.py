@@ -24,6 +24,7 @@ Usage: PYTHONPATH=src .venv/bin/python benchmarks/decode_profile.py [--model NAM
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -43,6 +44,10 @@ def _best(f: Any, repeats: int) -> float:
         f()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def _forward_step(model: Any, cache: Any, token: torch.Tensor) -> Any:
+    return model(token[:, None], past_key_values=cache, use_cache=True)
 
 
 def rates() -> dict[str, float]:
@@ -102,19 +107,19 @@ def main() -> None:
         for path in ("forward", "static"):
             if path == "static":
                 dec = LlamaDecoder(model, prompt, mask, rows, steps + 2)
-                step = lambda: dec.step(token)  # noqa: E731
+                step = dec.step
             else:
                 cache = model(prompt, attention_mask=mask, use_cache=True, logits_to_keep=1).past_key_values
                 cache.batch_repeat_interleave(rows)
-                step = lambda: model(token[:, None], past_key_values=cache, use_cache=True)  # noqa: E731
-            step()  # warm-up (the static path packs its weights here)
+                step = functools.partial(_forward_step, model, cache)
+            step(token)  # warm-up (the static path packs its weights here)
             t = time.perf_counter()
             for _ in range(steps):
-                step()
+                step(token)
             result[f"{path}_ms"] = (time.perf_counter() - t) / steps * 1e3
             if args.profile:
                 with torch.profiler.profile() as prof:
-                    step()
+                    step(token)
                 print(f"--- {path}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
     result["ratio"] = result["static_ms"] / result["floor_ms"]
     print(f"prefill of {args.prompt_tokens} tokens: {result['prefill_ms']:.0f} ms (forward {result['prefill_forward_ms']:.0f} ms); floor of a decode step: "

@@ -119,7 +119,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, sig: signal.Signals) -> 
 # In-process runs stand for a kill -9 by raising Killed at a chosen point (the finally blocks
 # that run then write no metrics rows or checkpoints); the slow test at the end uses real ones.
 
-TIMINGS = ("step_time_s", "tokens_per_s", "rollout/seconds", "rollout/tokens_per_s")
+TIMINGS = train_module.TIMING_KEYS
 
 
 class Killed(BaseException):

@@ -30,6 +30,7 @@ class Rollouts:
     stopped: list[bool]  # ended by EOS / stop string (False: hit max_new_tokens)
     seconds: float
     generated_tokens: int
+    prefill_seconds: float = 0.0  # of ``seconds``: the prompts' forward (the rest is decoding)
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +146,7 @@ def generate(
         cache = out.past_key_values
         cache.batch_repeat_interleave(group_size)  # one prefill, shared by the group
         first = out.logits[:, -1]
+    prefill_seconds = time.perf_counter() - start
     logits = first.repeat_interleave(group_size, 0)  # [b, V] for the active rows
     mask = mask.repeat_interleave(group_size, 0)  # [b, L]
     next_pos = positions[:, -1:].repeat_interleave(group_size, 0) + 1  # [b, 1]
@@ -212,6 +214,7 @@ def generate(
         stopped=stopped.tolist(),
         seconds=time.perf_counter() - start,
         generated_tokens=int(lengths.sum()),
+        prefill_seconds=prefill_seconds,
     )
 
 

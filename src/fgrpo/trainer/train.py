@@ -76,6 +76,11 @@ class TrainingInterrupted(RuntimeError):
 # ------------------------------------------------------------------ setup
 
 
+# the wall-clock keys of a step's metrics row: the rest is a function of the seed and the data
+TIMING_KEYS = ("step_time_s", "tokens_per_s", "rollout/seconds", "rollout/tokens_per_s", "rollout/prefill_seconds",
+               "time/rewards_s", "time/forward_backward_s", "time/optimizer_s")
+
+
 def batch_indices(step: int, per_step: int, n: int, seed: int) -> list[int]:
     """Example indices of global step ``step``: epoch-wise permutations, a pure function of
     (step, seed), so a resumed run sees exactly the batches the uninterrupted run would."""
@@ -191,6 +196,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     with full_params(model, run.strategy):
         rolls = generate(model, tok, prompts, g, cfg.max_new_tokens, cfg.temperature, cfg.top_p, generators, constraint=constraint,
                          static_cache=cfg.static_decode)
+    t_rewards = time.perf_counter()
     texts = decode_completions(tok, rolls.completions)
 
     # 2. parse and reward, each phase on its own
@@ -212,6 +218,9 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     token_adv = estimator(r_slate, r_rank, slate_mask, rank_mask, cfg.rank_weight, cfg.scale_by_std)  # [B, T]
 
     # 4. loss, one prompt group per micro-batch, normalized over the whole (global) batch
+    t_train = time.perf_counter()
+    rewards_s = t_train - t_rewards
+    optimizer_s = 0.0
     completion_mask = slate_mask | rank_mask  # [B, T]
     normalizer = core_algos.loss_normalizer(completion_mask, cfg.loss_aggregation, cfg.max_new_tokens)
     if acc.num_processes > 1:
@@ -259,6 +268,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                 stats["train_tokens"] += (len(prompt) + mask.shape[1]) * g if not share else len(prompt) + mask.shape[1] * g
 
         # 5. optimizer step, skipped when the loss or gradient is not finite
+        t_opt = time.perf_counter()
         if sharded:  # the engine has reduced (and DeepSpeed has already clipped and stepped, see sharded.py)
             grad_norm = clip_grad_norm(acc, model, cfg.max_grad_norm)
         else:
@@ -272,9 +282,11 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         ok = update_is_finite(stats["loss"], float(grad_norm), run.strategy) and (sharded or tensors_finite(q.grad for q in params))
         finite = ok and guarded_step(run, params)
         run.optimizer.zero_grad(set_to_none=True)
+        optimizer_s += time.perf_counter() - t_opt
         if not finite:  # no further pass from a skipped update
             break
     run.scheduler.step()
+    forward_backward_s = time.perf_counter() - t_train - optimizer_s
     grad_norm = grad_norms[0]  # the first pass's: the on-policy gradient, comparable across μ
     # [B, T] entropy of the rollout policy (each group's tensor is as wide as its longest completion)
     ent_tokens = torch.cat([torch.nn.functional.pad(e.cpu(), (0, t_max - e.shape[1])) for e in entropies]) if entropies else None
@@ -329,6 +341,10 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         "phase_tokens/rank": stats["rank_tokens"] / stats["rows"],
         "rollout/seconds": rolls.seconds,
         "rollout/tokens_per_s": rolls.generated_tokens / max(rolls.seconds, 1e-9),
+        "rollout/prefill_seconds": rolls.prefill_seconds,
+        "time/rewards_s": rewards_s,
+        "time/forward_backward_s": forward_backward_s,
+        "time/optimizer_s": optimizer_s,
         "tokens_per_s": stats["train_tokens"] / max(seconds - rolls.seconds, 1e-9),
         "step_time_s": seconds,
     }
