@@ -229,6 +229,12 @@ def worker_fgrpo(spec: dict[str, Any]) -> dict[str, Any]:
                 completion_len_mean=m["completion_len"], completion_len_max=(training_tokens - p) // g,
                 prefill_tokens=p, training_tokens=training_tokens, group_size=g,
             )
+            for key, name in (("rollout/prefill_seconds", "prefill_s"), ("time/rewards_s", "rewards_s"),
+                              ("time/forward_backward_s", "forward_backward_s"), ("time/optimizer_s", "optimizer_s")):
+                if key in m:  # the per-component split (docs/performance.md's first table)
+                    rec[name] = m[key]
+            if "prefill_s" in rec:
+                rec["decode_s"] = rollout_s - rec["prefill_s"]
             rec["warmup"] = step < spec["warmup_steps"]
             rec["example_index"] = index
             rec["reward_mean"] = m["reward/joint"]
@@ -615,7 +621,13 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         return statistics.fmean(s[key] for s in timed)
 
     total_s = sum(s["step_s"] for s in timed)
+    components = {f"{k}_mean": mean(k) for k in ("prefill_s", "decode_s", "rewards_s", "forward_backward_s", "optimizer_s")
+                  if all(k in s for s in timed)}  # fgrpo's per-component split
+    if "forward_backward_s_mean" in components:  # the forward + backward alone, at the same peak
+        components["forward_backward_mfu"] = (sum(s["train_flops"] for s in timed)
+                                              / max(sum(s["forward_backward_s"] for s in timed), 1e-9) / result["_peak_flops"])
     return {
+        **components,
         "timed_steps": len(timed),
         "step_s_mean": mean("step_s"),
         "step_s_median": statistics.median(s["step_s"] for s in timed),
