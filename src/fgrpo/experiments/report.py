@@ -160,7 +160,8 @@ def extra_markdown(extras: dict[str, dict[str, Any]], keys: Sequence[str]) -> li
             f"## Test metrics on `{name}` (`{x['dataset']}`, {x['split']} split)",
             "",
             f"The same models as above, each scored on {_examples(x['methods'])} examples of this dataset "
-            "(the fitted scorers fitted again, with the same seed, on the main dataset's train split).",
+            "(the fitted scorers: their main evaluation's fit, on the main dataset's train split, "
+            "loaded from its scorer.pt, or fitted again with the same seed where none was saved).",
             "",
             _metrics_table(x["methods"], keys),
             "",
