@@ -388,9 +388,11 @@ def entropy_by_phase(entropy: torch.Tensor | None, slate_mask: torch.Tensor, ran
 
 
 def tensors_finite(tensors: Any) -> bool:
-    """Whether every value is finite; of a sharded (FSDP2 DTensor) parameter, this process's shard."""
+    """Whether every value is finite; of a sharded (FSDP2 DTensor) parameter, this process's shard.
+    Read as max |x| per tensor (NaN and inf propagate through it, and it cannot overflow): a
+    third of ``isfinite(t).all()``'s time on SmolLM2's 135 M weights, checked twice a step."""
     local = (t.to_local() if hasattr(t, "to_local") else t for t in tensors if t is not None)
-    return all(bool(torch.isfinite(t).all()) for t in local)
+    return all(bool(t.abs().amax().isfinite()) for t in local if t.numel())
 
 
 @torch.no_grad()
