@@ -41,7 +41,6 @@ from fgrpo.trainer.launch import (
     precision_warnings,
 )
 from fgrpo.trainer.metrics_log import MetricsLog
-from fgrpo.trainer.schedule import adamw
 from fgrpo.trainer.sharded import full_state_dicts, make_accelerator, prepare, resume_fsdp
 from fgrpo.trainer.train import (
     Run,
@@ -127,8 +126,9 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
         use_onednn_linears(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2),
-                      fused=strategy not in SHARDED)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
+    )
     scheduler = make_scheduler(optimizer, cfg)  # on the bare AdamW: it sets the lr the engine's optimizer uses
     if strategy in SHARDED:
         if ckpt is not None:  # full weights into the full model, before it is sharded

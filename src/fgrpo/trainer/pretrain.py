@@ -16,7 +16,7 @@ from fgrpo.data.schema import Example
 from fgrpo.format.items import HIST_TOKEN, item_token
 from fgrpo.models.idtiny import id_key
 from fgrpo.rollout.engine import left_pad
-from fgrpo.trainer.schedule import adamw, warmup_cosine
+from fgrpo.trainer.schedule import warmup_cosine
 
 
 def train_sequences(examples: list[Example]) -> list[list[str]]:
@@ -116,7 +116,7 @@ def pretrain_items(
     weights = lengths / lengths.sum()  # every training position equally likely to end a window
     hist_id = tokenizer.convert_tokens_to_ids(HIST_TOKEN)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = adamw(params, learning_rate, weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, steps))
     model.train()
     losses: list[float] = []

@@ -1,12 +1,9 @@
-"""The learning-rate schedule every fgrpo training loop uses (linear warm-up, then cosine
-decay) and the optimizer they build (:func:`adamw`)."""
+"""The learning-rate schedule every fgrpo training loop uses: linear warm-up, then cosine decay."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-
-import torch
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, decay: bool = True) -> Callable[[int], float]:
@@ -24,16 +21,3 @@ def warmup_cosine(warmup_steps: int, total_steps: int, decay: bool = True) -> Ca
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-          fused: bool = True) -> torch.optim.AdamW:
-    """AdamW, with torch's fused kernel (one pass over each parameter's state per step) where
-    it exists for every parameter's device and dtype. Why: the default loop on CPU runs about
-    ten whole-tensor operations per parameter, each a pass over memory; on SmolLM2-135M that
-    was 1.4 s of a 10 s RL step on the reference CPU (docs/performance.md). Same update up to
-    fp32 rounding. ``fused=False`` (the sharded engines, which wrap the optimizer) keeps the loop."""
-    ok = fused and bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params
-    )
-    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True if ok else None)

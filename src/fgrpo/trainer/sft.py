@@ -34,7 +34,7 @@ from fgrpo.data.schema import Example
 from fgrpo.format.completion import RANK_OPEN, render_completion, render_ranking, render_slate
 from fgrpo.format.items import candidate_labels
 from fgrpo.format.prompts import encode_prompt
-from fgrpo.trainer.schedule import adamw, warmup_cosine
+from fgrpo.trainer.schedule import warmup_cosine
 
 FillerOrder = Callable[[Example], list[int]]  # candidate numbers, preferred fillers first
 TARGETS = ("both", "slate", "rank")
@@ -361,7 +361,7 @@ def supervised_steps(
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = adamw(params, learning_rate, weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     total = max(1, steps)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total))
