@@ -80,3 +80,25 @@ def test_paired_users_per_example_metric_by_hand(tmp_path):
     got = mod.per_example(path, "NDCG@5")
     assert math.isclose(got["a"], 1 / math.log2(3)) and got["b"] == 1.0
     assert mod.per_example(path, "Hit@1") == {"a": 0.0, "b": 1.0}
+
+
+def test_fuse_rankings_borda_by_hand(tmp_path):
+    import json
+
+    mod = _load("fuse_rankings")
+    # pool of 4; order A = 1,2 (3 and 4 share the mean of positions 2 and 3: 2.5); order B = 2,3,1
+    # (4 gets position 3). Sums: 1 -> 0+2, 2 -> 1+0, 3 -> 2.5+1, 4 -> 2.5+3
+    assert mod.fuse([[1, 2], [2, 3, 1]], 4) == [2, 1, 3, 4]
+    assert mod.fuse([[3], [2, 3, 1]], 4) == [3, 2, 1, 4]  # [3]: 1, 2, 4 -> 2 each; sums 1: 4, 2: 2, 3: 1, 4: 5
+    assert mod.fuse([[1, 2], [2, 1]], 2) == [1, 2]  # a tie (1 each) goes to the lower candidate number
+    assert mod.written_order({"ranking": [3, 1], "slate": [1, 2, 3]}) == [3, 1, 2]
+    rows_a = [{"id": "x", "ranking": [1, 2], "slate": [1, 2], "relevant": [2], "candidate_ids": ["a", "b", "c", "d"]}]
+    rows_b = [{"id": "x", "ranking": [2, 1], "slate": [], "relevant": [2], "candidate_ids": ["a", "b", "c", "d"]}]
+    pa, pb = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    pa.write_text("".join(json.dumps(r) + "\n" for r in rows_a))
+    pb.write_text("".join(json.dumps(r) + "\n" for r in rows_b))
+    a, b = mod.load(pa), mod.load(pb)
+    assert mod.scores([a])["Hit@1"] == 0.0 and math.isclose(mod.scores([a])["NDCG@5"], 1 / math.log2(3))
+    assert mod.scores([b])["Hit@1"] == 1.0
+    assert mod.scores([a, b])["Hit@1"] == 0.0  # the tie 1 vs 2 goes to candidate 1
+    assert mod.scores([a, b, b])["Hit@1"] == 1.0
