@@ -82,7 +82,7 @@ def tune(args: argparse.Namespace) -> None:
     for model in args.models:
         for cfg in GRID[model]:
             k = key(model, cfg) + ("" if args.train_on == "users" else f" {args.train_on}")
-            if k in done:
+            if k in done or (args.only and args.only not in k):
                 continue
             seq = SeqConfig(
                 **cfg, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-on", default="users", choices=["users", "windows"])
     ap.add_argument("--epochs", type=int, default=200, help="max epochs")
     ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--only", default=None, help="run only the configurations whose key holds this text (e.g. 'lr0.001')")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-len", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
