@@ -53,9 +53,9 @@ def fuse(orders: list[list[int]], pool_size: int) -> list[int]:
     return sorted(total, key=lambda c: (total[c], c))
 
 
-def scores(runs: list[dict[str, dict]], pool_size: int | None = None) -> dict[str, float]:
-    """Mean NDCG@5 and Hit@1 of the fusion of ``runs`` (one run: its own order), over the
-    examples of the first run (every run must hold the same ids)."""
+def per_example(runs: list[dict[str, dict]], pool_size: int | None = None) -> dict[str, list[float]]:
+    """NDCG@5 and Hit@1 per example of the fusion of ``runs`` (one run: its own order), in
+    the order of the first run's examples (every run must hold the same ids)."""
     ids = list(runs[0])
     for r in runs[1:]:
         if set(r) != set(ids):
@@ -69,7 +69,12 @@ def scores(runs: list[dict[str, dict]], pool_size: int | None = None) -> dict[st
         rankings.append(fuse([written_order(r[i]) for r in runs], n) if len(runs) > 1 else written_order(row))
         grades.append([int(c in set(row["relevant"])) for c in range(1, n + 1)])
     values = per_example_metrics(rankings, grades, (1, 5))
-    return {m: sum(values[m]) / len(ids) for m in METRICS} | {"_per_example": values, "_ids": ids}  # type: ignore[dict-item]
+    return {m: values[m] for m in METRICS}
+
+
+def scores(runs: list[dict[str, dict]], pool_size: int | None = None) -> dict[str, float]:
+    """Mean NDCG@5 and Hit@1 of :func:`per_example`."""
+    return {m: sum(v) / len(v) for m, v in per_example(runs, pool_size).items()}
 
 
 def _cells(values: list[float], base: list[float] | None) -> list[str]:
@@ -97,7 +102,11 @@ def compare_table(folder: Path, methods: list[str], pool_size: int | None) -> st
     rows: list[tuple[str, dict[str, list[float]]]] = []
 
     def row(name: str, per_seed: list[list[dict[str, dict]]]) -> None:
-        got = [scores(r, pool_size) for r in per_seed]
+        done: dict[tuple[int, ...], dict[str, float]] = {}  # a fusion of all seeds repeats per seed: scored once
+        for r in per_seed:
+            if tuple(map(id, r)) not in done:
+                done[tuple(map(id, r))] = scores(r, pool_size)
+        got = [done[tuple(map(id, r))] for r in per_seed]
         rows.append((name, {m: [g[m] for g in got] for m in METRICS}))
 
     row(f"{a}_k", [[runs[a][k]] for k in seeds])
@@ -137,12 +146,12 @@ def main() -> None:
     for p, r in zip(args.files, runs, strict=True):
         s = scores([r], args.pool_size)
         print(f"{p}: " + ", ".join(f"{m} {s[m]:.4f}" for m in METRICS))
-    fused, first = scores(runs, args.pool_size), scores(runs[:1], args.pool_size)
+    fused, first = per_example(runs, args.pool_size), per_example(runs[:1], args.pool_size)
     for m in METRICS:
-        d = [x - y for x, y in zip(fused["_per_example"][m], first["_per_example"][m], strict=True)]
+        d = [x - y for x, y in zip(fused[m], first[m], strict=True)]
         mean = sum(d) / len(d)
         sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.0
-        print(f"fused {m} {fused[m]:.4f}; fused − first {mean:+.4f} ± {1.96 * sd / math.sqrt(len(d)):.4f} "
+        print(f"fused {m} {sum(fused[m]) / len(d):.4f}; fused − first {mean:+.4f} ± {1.96 * sd / math.sqrt(len(d)):.4f} "
               f"(95%, paired over {len(d)} examples)")
 
 
