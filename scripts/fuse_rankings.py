@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from fgrpo.evaluation.metrics import per_example_metrics
@@ -149,9 +148,8 @@ def main() -> None:
     fused, first = per_example(runs, args.pool_size), per_example(runs[:1], args.pool_size)
     for m in METRICS:
         d = [x - y for x, y in zip(fused[m], first[m], strict=True)]
-        mean = sum(d) / len(d)
-        sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.0
-        print(f"fused {m} {sum(fused[m]) / len(d):.4f}; fused − first {mean:+.4f} ± {1.96 * sd / math.sqrt(len(d)):.4f} "
+        mean, half = mean_ci95(d)
+        print(f"fused {m} {sum(fused[m]) / len(d):.4f}; fused − first {mean:+.4f} ± {half or 0.0:.4f} "
               f"(95%, paired over {len(d)} examples)")
 
 

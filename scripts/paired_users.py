@@ -1,6 +1,6 @@
 """The test-sample interval of a difference between two models: per-example metric of two
 `fgrpo eval` runs on the same split (their predictions.jsonl), paired by example id, and the
-95% interval of the mean difference over the examples (normal approximation; n is hundreds).
+95% interval of the mean difference over the examples (Student t, fgrpo.experiments.stats.mean_ci95; n is hundreds).
 
     python scripts/paired_users.py A/predictions.jsonl B/predictions.jsonl [--metric NDCG@5]
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from fgrpo.evaluation.metrics import per_example_metrics
+from fgrpo.experiments.stats import mean_ci95
 
 
 def per_example(path: Path, metric: str) -> dict[str, float]:
@@ -40,11 +40,9 @@ def main() -> None:
     a, b = per_example(args.a, args.metric), per_example(args.b, args.metric)
     if set(a) != set(b):
         raise SystemExit(f"{args.a} and {args.b} hold different examples ({len(set(a) ^ set(b))} ids in one only)")
-    d = [a[k] - b[k] for k in a]
-    n = len(d)
-    mean = sum(d) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    print(f"{args.metric}: A {sum(a.values()) / n:.4f}, B {sum(b.values()) / n:.4f}, A - B {mean:+.4f} ± {1.96 * sd / math.sqrt(n):.4f} "
+    n = len(a)
+    mean, half = mean_ci95([a[k] - b[k] for k in a])
+    print(f"{args.metric}: A {sum(a.values()) / n:.4f}, B {sum(b.values()) / n:.4f}, A - B {mean:+.4f} ± {half or 0.0:.4f} "
           f"(95%, paired over {n} examples)")
 
 

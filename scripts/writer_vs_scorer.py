@@ -3,7 +3,7 @@
 The scorer ranks each pool by the backbone's next-item logits after the history (the
 pretrained model folder, `fgrpo pretrain-items`); the writer is an `fgrpo eval` of the model
 trained from it (its predictions.jsonl). Per split, paired over the same users:
-- NDCG@5 and Hit@1 of both, and writer − scorer with its 95% interval (normal approximation);
+- NDCG@5 and Hit@1 of both, and writer − scorer with its 95% t interval (fgrpo.experiments.stats.mean_ci95);
 - how often the writer's first ranked item is the scorer's top item;
 - the median training count (how often an item is a training target) of the target, of the
   scorer's top item and of the writer's: a writer that prefers more popular items than its
@@ -24,16 +24,15 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from fgrpo.experiments.stats import mean_ci95
+
 BINS = ((0, 20), (20, 100), (100, 300), (300, None))  # training count of the target
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Mean of b − a and the half-width of its 95% interval (normal approximation)."""
-    d = [y - x for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    mean = sum(d) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1)) if n > 1 else 0.0
-    return mean, 1.96 * sd / math.sqrt(n)
+    """Mean of b − a and the half-width of its 95% t interval (0 for one pair)."""
+    mean, half = mean_ci95([y - x for x, y in zip(a, b, strict=True)])
+    return mean, half or 0.0
 
 
 def by_bins(counts: Sequence[int], values: Sequence[float]) -> list[tuple[str, int, float]]:

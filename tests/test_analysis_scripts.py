@@ -108,7 +108,7 @@ def test_writer_vs_scorer_paired_and_bins_by_hand():
     mod = _load("writer_vs_scorer")
     mean, half = mod.paired([1.0, 0.0, 0.5], [1.0, 1.0, 0.0])  # differences 0, 1, -0.5: mean 1/6
     sd = math.sqrt(((0 - 1 / 6) ** 2 + (1 - 1 / 6) ** 2 + (-0.5 - 1 / 6) ** 2) / 2)
-    assert math.isclose(mean, 1 / 6) and math.isclose(half, 1.96 * sd / math.sqrt(3))
+    assert math.isclose(mean, 1 / 6) and math.isclose(half, 4.3027 * sd / math.sqrt(3))  # t_{0.975, 2}
     bins = mod.by_bins([5, 19, 20, 150, 300, 1000], [1.0, 0.0, 0.5, 0.25, 1.0, 0.0])
     assert [(label, k) for label, k, _ in bins] == [("[0, 20)", 2), ("[20, 100)", 1), ("[100, 300)", 1), (">= 300", 2)]
     assert [v for _, _, v in bins] == [0.5, 0.5, 0.25, 0.5]
