@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from step_throughput import matmul_peak  # benchmarks/ is this script's sys.path[0]
 
 from fgrpo.models.loading import load_model
 from fgrpo.rollout.static_llama import LlamaDecoder, supports
@@ -50,20 +51,14 @@ def _forward_step(model: Any, cache: Any, token: torch.Tensor) -> Any:
     return model(token[:, None], past_key_values=cache, use_cache=True)
 
 
-def rates() -> dict[str, float]:
-    """Read bandwidth (GB/s) and fp32 matmul peak (GFLOP/s, MKL's and oneDNN's)."""
+def rates(threads: int) -> dict[str, float]:
+    """Read bandwidth (GB/s) and fp32 matmul peak (GFLOP/s, MKL's and oneDNN's: the one
+    measurement of benchmarks/step_throughput.py)."""
     big = torch.ones(128 * 1024 * 1024)
     bandwidth = big.numel() * 4 / _best(big.sum, 5) / 1e9
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    flop = 2 * 2048**3
-    mkl = flop / _best(lambda: a @ b, 5) / 1e9
-    onednn = 0.0
-    try:
-        packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous(), 2048)
-        onednn = flop / _best(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""), 5) / 1e9
-    except (RuntimeError, AttributeError, NotImplementedError):
-        pass
-    return {"read_gb_s": bandwidth, "mkl_gflops": mkl, "onednn_gflops": onednn, "peak_gflops": max(mkl, onednn)}
+    peak = matmul_peak(threads, repeats=5, packed=True)
+    return {"read_gb_s": bandwidth, "mkl_gflops": peak["mkl_peak_gflops"], "onednn_gflops": peak["onednn_peak_gflops"],
+            "peak_gflops": peak["peak_gflops"]}
 
 
 def floor_ms(model: Any, rows: int, prompt: int, r: dict[str, float]) -> dict[str, float]:
@@ -89,7 +84,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON with the numbers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    r = rates()
+    r = rates(args.threads)
     print(f"read bandwidth {r['read_gb_s']:.1f} GB/s; fp32 matmul peak {r['peak_gflops']:.0f} GFLOP/s "
           f"(MKL {r['mkl_gflops']:.0f}, oneDNN {r['onednn_gflops']:.0f}); {args.threads} threads")
     model = load_model(args.model).eval()

@@ -57,11 +57,13 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def matmul_peak(threads: int, n: int = 2048, repeats: int = 8) -> dict[str, float]:
+def matmul_peak(threads: int, n: int = 2048, repeats: int = 8, packed: bool = False) -> dict[str, float]:
     """fp32 GFLOP/s of an n x n matrix product on this machine (best of ``repeats``), the
     best of MKL's ``a @ b`` (torch's default) and oneDNN's linear: on AMD CPUs MKL's sgemm runs
     AVX2 code and reaches about half of what oneDNN (and fgrpo's linears, fgrpo.kernels.onednn)
-    does, so MFU is read against the faster of the two."""
+    does, so MFU is read against the faster of the two. ``packed``: oneDNN's weight reordered
+    to its blocked layout first (``mkldnn._reorder_linear_weight``, as the static decoder's
+    cached weights are; benchmarks/decode_profile.py's floor), a few % faster than plain."""
     import torch
 
     set_threads(threads)
@@ -82,6 +84,8 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 8) -> dict[str, floa
     onednn = onednn_median = float("inf")
     try:
         bt = b.t().contiguous()
+        if packed:
+            bt = torch.ops.mkldnn._reorder_linear_weight(bt, n)
         onednn, onednn_median = best(lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], ""))
     except (RuntimeError, AttributeError, NotImplementedError):
         pass
