@@ -148,6 +148,17 @@ def test_nested_overrides_reach_base_and_eval(tmp_path: Path) -> None:
     assert run.eval_cfg.limit == 5 and run.seed == 3
 
 
+def test_seed_placeholder_gives_each_seed_its_own_input(tmp_path: Path) -> None:
+    exp = {"output_dir": str(tmp_path), "seeds": [0, 3], "base": TINY_BASE,
+           "methods": [{"name": "sft", "kind": "sft", "overrides": {"model": "backbones/seed{seed}/model", "max_steps": 5}},
+                       {"name": "fgrpo", "warm_start": "sft"}]}  # fmt: skip
+    runs = expand_runs(load_compare_config(_write(tmp_path, exp)))
+    sft = {r.seed: r for r in runs if r.method == "sft"}
+    assert sft[0].train_cfg.model == "backbones/seed0/model" and sft[3].train_cfg.model == "backbones/seed3/model"
+    fg = next(r for r in runs if r.method == "fgrpo" and r.seed == 3)
+    assert fg.train_cfg.model == str(tmp_path / "runs" / "sft" / "seed3" / "train" / "model")  # the warm start, not the template
+
+
 def test_fingerprint_redoes_edited_runs_and_their_dependents(tmp_path: Path) -> None:
     def digests(*overrides: str, sft_steps: int = 5) -> dict[str, str]:
         exp = {"output_dir": str(tmp_path), "seeds": [0], "base": TINY_BASE,

@@ -15,6 +15,8 @@ every kind: names, sweeps, seeds and warm starts.
   (random, sasrec, gru4rec) run once per seed too; deterministic ones (popularity, bm25,
   dense) and ``model`` evaluations (greedy decoding of a fixed folder) run once, with the
   first seed; their row shows ``n = 1`` and no interval. A method's ``seeds`` overrides this.
+  ``{seed}`` in a string override becomes the run's seed (:func:`with_seed`): an input built
+  per seed outside the compare, such as a backbone pretrained from that seed's SASRec.
 * **One test set.** The toy task's test split depends on ``fgrpo eval``'s ``seed``; varying
   it with the random scorer's seed would change the test set between rows. So the toy split
   is written once to ``output_dir/data/`` (exactly what ``fgrpo eval dataset=toy seed=0``
@@ -198,6 +200,13 @@ def _forbid(values: dict[str, Any], keys: Sequence[str], where: str, why: str) -
             raise ConfigError(f"{where}: key '{key}' {why}")
 
 
+def with_seed(values: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``values`` with ``{seed}`` in each string value replaced by ``seed``: a per-seed input
+    (a backbone or warm start built outside the compare for each seed). Only that one
+    placeholder: other braces are left as they are."""
+    return {k: v.replace("{seed}", str(seed)) if isinstance(v, str) else v for k, v in values.items()}
+
+
 def _sweep_combos(sweep: dict[str, Any], where: str) -> list[dict[str, Any]]:
     for key, values in sweep.items():
         if not isinstance(values, list) or not values:
@@ -300,7 +309,7 @@ def expand_runs(cfg: CompareConfig) -> list[RunSpec]:
                     warm_dir=out_dir / "runs" / _slug(m.warm_start) / f"seed{seed}" / "train" / "model" if warm else None,
                     where=f"{label}" + (f" sweep {combo}" if combo else ""),
                 )  # fmt: skip
-                values = {**overrides, **combo}
+                values = with_seed({**overrides, **combo}, seed)
                 train_cfg, ranker_cfg = rule.train(base_values, values, at)
                 eval_cfg, toy_source = _eval_config(base_cfg, train_cfg, [eval_top, eval_method, rule.eval_values(values, run_dir)], at)
                 runs.append(RunSpec(
