@@ -462,3 +462,22 @@ def test_second_invocation_skips_finished_runs(tiny_experiment: tuple[CompareCon
     log.clear()
     run_compare(cfg, echo=log.append)
     assert sum("running" in line for line in log) == 1 and markers[0].is_file()
+
+
+def test_only_seeds_splits_one_experiment_across_processes(tmp_path: Path) -> None:
+    exp = {"output_dir": str(tmp_path / "out"), "seeds": [0, 1], "base": TINY_BASE, "eval": {"limit": 4},
+           "methods": [{"name": "random", "kind": "scorer"}]}  # fmt: skip
+    path = _write(tmp_path, exp)
+    with pytest.raises(ConfigError, match="only_seeds"):
+        load_compare_config(path, ["only_seeds=[2]"])
+    first: list[str] = []
+    outcome = run_compare(load_compare_config(path, ["only_seeds=[1]"]), echo=first.append)
+    assert not outcome.failures and set(outcome.records) == {("random", 1)}
+    assert any("random seed 0" in line and "not in only_seeds [1]" in line for line in first)
+    assert not (tmp_path / "out" / "runs" / "random" / "seed0").exists()
+    second: list[str] = []
+    outcome = run_compare(load_compare_config(path, ["only_seeds=[0]"]), echo=second.append)
+    assert set(outcome.records) == {("random", 0), ("random", 1)}  # the other process's run read, not redone
+    assert any("random seed 1" in line and "done before" in line for line in second)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["methods"]["random"]["n"] == 2 and results["methods"]["random"]["seeds"] == [0, 1]

@@ -630,6 +630,7 @@ class CompareConfig:
 
     output_dir: str = option("runs/compare", "Where runs/<method>/seed<k>/, results.md, results.json, runs.csv and the plots are written.")
     seeds: list[int] = option([0, 1, 2], "Training seeds; each trained (and seeded scorer) method runs once per seed.")
+    only_seeds: list[int] | None = option(None, "Run only the runs of these seeds (a subset of `seeds`) in this process, to split one experiment across processes or machines: the rest are left to the others (deterministic methods run with the first of `seeds`), and the tables cover every run finished so far. null: every seed.", bookkeeping=True)
     base: dict[str, Any] = option({}, "`fgrpo train` keys shared by every trained method (the equal budget: max_steps, group_size, prompts_per_step, learning_rate, model...); its model/data keys also reach sft methods and evaluations.")
     methods: list[dict[str, Any]] = option([], "The methods: a list of {name, kind, overrides, sweep, warm_start, seeds, eval} (see docs/compare.md).")
     eval: dict[str, Any] = option({}, "`fgrpo eval` keys for every evaluation (split, limit, max_new_tokens, batch_size, ...); dataset, max_slate/max_rank and toy keys come from `base`.")
@@ -643,6 +644,8 @@ class CompareConfig:
             raise ValueError("key 'seeds' must list at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"key 'seeds' has repeats: {self.seeds}")
+        if self.only_seeds is not None and (not self.only_seeds or set(self.only_seeds) - set(self.seeds)):
+            raise ValueError(f"key 'only_seeds' must be a non-empty subset of 'seeds' {self.seeds}, got {self.only_seeds}")
         if not self.methods:
             raise ValueError("key 'methods' must list at least one method")
         if self.poll_seconds <= 0:
