@@ -112,3 +112,15 @@ def test_writer_vs_scorer_paired_and_bins_by_hand():
     bins = mod.by_bins([5, 19, 20, 150, 300, 1000], [1.0, 0.0, 0.5, 0.25, 1.0, 0.0])
     assert [(label, k) for label, k, _ in bins] == [("[0, 20)", 2), ("[20, 100)", 1), ("[100, 300)", 1), (">= 300", 2)]
     assert [v for _, _, v in bins] == [0.5, 0.5, 0.25, 0.5]
+
+
+def test_year_prior_rerank_by_hand(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # the script imports fuse_rankings as its neighbour
+    mod = _load("year_prior")
+    assert mod.year("Kolya (1996)") == 1996 and mod.year("Untitled") is None
+    # 4 candidates; the model wrote 2, 1 (3 and 4 share place (2 + 3) / 2 = 2.5); 3 and 4 are recent
+    recent = [False, False, True, True]
+    assert mod.reranked([2, 1], recent, 0.5, 0.0) == [2, 1, 3, 4]
+    # a user with 3/4 recent history: old films +0.25 beta, recent +0.75 beta; beta 4: 2 -> -0+1,
+    # 1 -> -1+1, 3 and 4 -> -2.5+3; so 2 (1.0), 3 and 4 (0.5, by number), 1 (0.0)
+    assert mod.reranked([2, 1], recent, 0.75, 4.0) == [2, 3, 4, 1]
