@@ -207,7 +207,7 @@ def test_compare_prints_each_run_with_an_eta(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(runner, "run_one", lambda spec, poll: {"wall_clock_s": 1.0, "peak_rss_gib": 0.1, "metrics": {"NDCG@5": 0.5}})
     lines: list[str] = []
-    cfg = SimpleNamespace(output_dir=str(tmp_path), poll_seconds=0.1, stop_on_failure=False)
+    cfg = SimpleNamespace(output_dir=str(tmp_path), poll_seconds=0.1, stop_on_failure=False, only_seeds=None)
     runner._run_all(cfg, [Spec(0, done=True), Spec(1), Spec(2), Spec(3)], CompareOutcome(records={}), lines.append)
     heads = [line.split(":")[0] for line in lines[1:] if "running" in line or "skipped" in line]
     assert heads[0] == "[1/4] m seed 0" and heads[1] == "[2/4] m seed 1"  # nothing run yet: no ETA
