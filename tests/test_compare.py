@@ -150,11 +150,13 @@ def test_nested_overrides_reach_base_and_eval(tmp_path: Path) -> None:
 
 def test_seed_placeholder_gives_each_seed_its_own_input(tmp_path: Path) -> None:
     exp = {"output_dir": str(tmp_path), "seeds": [0, 3], "base": TINY_BASE,
-           "methods": [{"name": "sft", "kind": "sft", "overrides": {"model": "backbones/seed{seed}/model", "max_steps": 5}},
+           "methods": [{"name": "sft", "kind": "sft", "overrides": {"model": "backbones/seed{seed}/model", "max_steps": 5,
+                                                                "filler_policy": "model", "teacher_models": ["t/{seed}", "t/9"]}},
                        {"name": "fgrpo", "warm_start": "sft"}]}  # fmt: skip
     runs = expand_runs(load_compare_config(_write(tmp_path, exp)))
     sft = {r.seed: r for r in runs if r.method == "sft"}
     assert sft[0].train_cfg.model == "backbones/seed0/model" and sft[3].train_cfg.model == "backbones/seed3/model"
+    assert sft[3].train_cfg.teacher_models == ["t/3", "t/9"]  # in lists of strings too
     fg = next(r for r in runs if r.method == "fgrpo" and r.seed == 3)
     assert fg.train_cfg.model == str(tmp_path / "runs" / "sft" / "seed3" / "train" / "model")  # the warm start, not the template
 

@@ -429,3 +429,58 @@ def test_pretraining_starts_from_sasrecs_item_embeddings(splits, tmp_path: Path)
     assert json.loads((tmp_path / "pre" / "summary.json").read_text())["item_embeddings_copied"] == len(vectors)
     with pytest.raises(ValueError, match="item_embeddings_from.*16 wide.*set hidden_size=16"):
         run_pretrain_items(PretrainItemsConfig(**{**common, "hidden_size": 32}, output_dir=str(tmp_path / "bad"), item_embeddings_from=str(saved)))
+
+
+def test_teacher_models_join_the_starting_models_order_by_mean_rank(tok, splits) -> None:
+    """``teachers``: the starting model's order and each teacher's, fused by summed rank,
+    ties by the starting model's (computed here from the two models' scores by hand)."""
+    from fgrpo.commands.sft import filler_order
+    from fgrpo.models.idtiny import next_item_scores
+
+    own = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    other = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=1)
+    examples = splits["train"][:8]
+    fused = filler_order("model", splits["train"], own, tok, teachers=[other])
+    alone = filler_order("model", splits["train"], own, tok)
+    changed = 0
+    for ex in examples:
+        pos = []
+        for m in (own, other):
+            s = next_item_scores(m, tok, [ex])[0]
+            order = sorted(range(1, ex.num_candidates + 1), key=lambda k, s=s: -s[k - 1])
+            pos.append({k: r for r, k in enumerate(order)})
+        want = sorted(pos[0], key=lambda k: (pos[0][k] + pos[1][k], pos[0][k]))
+        assert fused(ex) == want
+        changed += fused(ex) != alone(ex)
+    assert changed > 0  # the teacher is heard
+    with pytest.raises(ValueError, match="teacher_models"):
+        filler_order("sasrec", splits["train"], own, tok, valid=splits["valid"], teachers=[other])
+
+
+def test_sft_with_teacher_models_checks_their_tokenizer(splits, tmp_path: Path) -> None:
+    """End to end: `fgrpo sft` reads ``teacher_models`` folders, frozen; a folder whose
+    tokenizer names other items is refused by path; the key needs a model-order policy."""
+    from fgrpo.commands.pretrain_items import run_pretrain_items
+    from fgrpo.commands.sft import load_teachers, run_sft
+    from fgrpo.config.commands import PretrainItemsConfig, SFTConfig
+    from fgrpo.models.loading import load_tokenizer
+
+    data = tmp_path / "data"
+    for name, exs in splits.items():
+        write_jsonl(exs, data / f"{name}.jsonl")
+    common = {"dataset": str(data), "hidden_size": 16, "num_layers": 1, "num_heads": 2, "max_steps": 2}
+    a = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "a"), seed=0))
+    b = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "b"), seed=1))
+    cfg = SFTConfig(model=str(a), dataset=str(data), output_dir=str(tmp_path / "sft"), max_steps=2, batch_size=4,
+                    slate_size=3, max_slate=3, max_rank=2, filler_policy="model", slate_order="teacher",
+                    constrained_loss=True, teacher_models=[str(b)], log_every=1)  # fmt: skip
+    cfg.validate()
+    assert (run_sft(cfg) / "config.json").is_file()
+    (teacher,) = load_teachers([str(b)], load_tokenizer(str(a)), "float32")
+    assert not any(p.requires_grad for p in teacher.parameters())
+    foreign = tmp_path / "foreign"
+    build_item_tokenizer([str(i) for i in range(100, 140)]).save_pretrained(foreign)
+    with pytest.raises(ValueError, match="foreign.*another tokenizer"):
+        load_teachers([str(foreign)], load_tokenizer(str(a)), "float32")
+    with pytest.raises(ValueError, match="teacher_models"):
+        SFTConfig(model=str(a), dataset=str(data), filler_policy="sasrec", teacher_models=[str(b)]).validate()

@@ -6,6 +6,7 @@ order) -> run (:func:`fgrpo.trainer.sft.supervised_steps`) -> write (the model f
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +89,28 @@ def sequential_order(kind: str, train: list, valid: list, seed: int) -> FillerOr
 
 
 def filler_order(
-    policy: str, train: list, model: Any = None, tokenizer: Any = None, valid: list | None = None, seed: int = 0
+    policy: str,
+    train: list,
+    model: Any = None,
+    tokenizer: Any = None,
+    valid: list | None = None,
+    seed: int = 0,
+    teachers: Sequence[Any] = (),
 ) -> FillerOrder | None:
     """Non-relevant candidates preferred as slate fillers: hard negatives teach more. With
     ``slate_order=model|rollin|teacher`` this order is also the teacher whose answer is the
     target: ``sasrec``/``gru4rec`` train that baseline first (on ``train``, early-stopped on
-    ``valid``), ``ensemble`` fuses the model's, SASRec's and GRU4Rec's orders."""
+    ``valid``), ``ensemble`` fuses the model's, SASRec's and GRU4Rec's orders. ``teachers``
+    (frozen item-token models sharing ``tokenizer``, e.g. other seeds' backbones) join the
+    model's order in a mean-rank fusion, for ``model`` and ``ensemble``."""
     if policy == "random":
         return None
+    if teachers and policy not in ("model", "ensemble"):
+        raise ValueError(f"key 'teacher_models' needs filler_policy=model|ensemble, got filler_policy={policy}")
     if policy in ("sasrec", "gru4rec"):
         return sequential_order(policy, train, valid or [], seed)
     if policy == "ensemble":
-        own = filler_order("model", train, model, tokenizer)
+        own = filler_order("model", train, model, tokenizer, teachers=teachers)
         assert own is not None
         return FusedOrder([own, *(sequential_order(k, train, valid or [], seed) for k in ("sasrec", "gru4rec"))])
     if policy == "model":  # the starting model's own preference order (id-tiny: docs/id-tiny.md)
@@ -109,11 +120,29 @@ def filler_order(
             raise ValueError("key 'filler_policy': 'model' needs an item-token model (id-tiny, docs/id-tiny.md)")
         # scored by a frozen copy of the starting model (SFT changes the live one), lazily:
         # a run sees steps x batch examples, often far fewer than the ~97k of the split
-        return ModelFillerOrder(copy.deepcopy(model).eval(), tokenizer)
+        own = ModelFillerOrder(copy.deepcopy(model).eval(), tokenizer)
+        if not teachers:
+            return own
+        return FusedOrder([own, *(ModelFillerOrder(t.eval(), tokenizer) for t in teachers)])
     from fgrpo.baselines.scorers import BM25Scorer, PopularityScorer
 
     ranker = BM25Scorer() if policy == "bm25" else PopularityScorer().fit(train)
     return ranker.rank
+
+
+def load_teachers(paths: Sequence[str], tokenizer: Any, dtype: str) -> list[Any]:
+    """The frozen models of ``teacher_models``: each folder must carry the student's
+    tokenizer (the same item tokens), else its scores would name other candidates."""
+    from fgrpo.models.loading import load_model, load_tokenizer
+
+    want = tokenizer.get_vocab()
+    teachers = []
+    for path in paths:
+        if load_tokenizer(path).get_vocab() != want:
+            raise ValueError(f"key 'teacher_models': {path} has another tokenizer than the starting model's "
+                             "(a teacher must score the same item tokens: a backbone of the same dataset)")
+        teachers.append(load_model(path, dtype).eval().requires_grad_(False))
+    return teachers
 
 
 def sft_target_budget(cfg: SFTConfig) -> int:
@@ -159,7 +188,8 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
         use_onednn_linears(model)
-    fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed)  # a frozen copy, before any hook
+    teachers = load_teachers(cfg.teacher_models, tokenizer, cfg.dtype)
+    fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed, teachers)  # a frozen copy, before any hook
     stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):
         try:

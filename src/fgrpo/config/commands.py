@@ -91,6 +91,7 @@ class SFTConfig(ModelOptions, DataOptions):
     slate_size: int = option(10, "Target slate size: all relevant candidates plus fillers up to this size (paper: 10).")
     filler_policy: Literal["random", "bm25", "popularity", "model", "sasrec", "gru4rec", "ensemble"] = option("random", "How slate fillers are chosen among non-relevant candidates; model: by the starting model's next-item scores (item-token models, e.g. id-tiny); sasrec / gru4rec: by that baseline, trained first on the train split (tuned, early-stopped on valid, seeded); ensemble: the mean rank of model, sasrec and gru4rec. Under slate_order=model|rollin|teacher this order is the teacher's answer.")
     slate_order: Literal["shuffled", "ascending", "ranked", "model", "teacher", "rollin"] = option("shuffled", "Order of the target slate: shuffled (the original spec), ascending candidate number (no repeats under greedy decoding), ranked (relevant first, then fillers in filler order: the ranking's order), or model (the frozen model's own top items in its order, missed relevant ones at the end, its picks before the first relevant one unsupervised; needs filler_policy=model: docs/results.md), or teacher (the frozen model's top items in its order, ranking = its top max_rank: a distillation of its scorer, the labels left to RL), or rollin (the frozen model's own slate and ranking, every item position before a relevant item labelled with that item: both phases learn to find the target after wrong picks; needs item tokens and a teacher order: filler_policy=model|sasrec|gru4rec|ensemble).")
+    teacher_models: list[str] = option([], "Extra frozen item-token model folders (same dataset and tokenizer, e.g. other seeds' backbones) whose next-item orders are fused with the starting model's by mean rank (Borda) into the order of filler_policy=model|ensemble: under slate_order=teacher, a distillation of that ensemble (docs/results.md, eighth round). Empty: the starting model alone.", hashed_if_set=True)
     constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
     hidden_dropout: float = option(0.0, "Dropout on the embedding, attention and MLP outputs while training (Llama-family models; not saved in the folder: a training-time regularizer). id-tiny on ML-100K: 0.3 (docs/results.md).")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
@@ -100,6 +101,8 @@ class SFTConfig(ModelOptions, DataOptions):
     def validate(self) -> None:
         if not 0.0 <= self.hidden_dropout < 1.0:
             raise ValueError(f"key 'hidden_dropout' must be in [0, 1), got {self.hidden_dropout}")
+        if self.teacher_models and self.filler_policy not in ("model", "ensemble"):
+            raise ValueError(f"key 'teacher_models' needs filler_policy=model|ensemble, got filler_policy={self.filler_policy}")
         parse_duration(self.max_time)
         check_data_options(self)
         check_output_dir(self.output_dir)

@@ -203,8 +203,14 @@ def _forbid(values: dict[str, Any], keys: Sequence[str], where: str, why: str) -
 def with_seed(values: dict[str, Any], seed: int) -> dict[str, Any]:
     """``values`` with ``{seed}`` in each string value replaced by ``seed``: a per-seed input
     (a backbone or warm start built outside the compare for each seed). Only that one
-    placeholder: other braces are left as they are."""
-    return {k: v.replace("{seed}", str(seed)) if isinstance(v, str) else v for k, v in values.items()}
+    placeholder, in strings and lists of strings: other braces are left as they are."""
+
+    def sub(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace("{seed}", str(seed))
+        return [sub(x) for x in v] if isinstance(v, list) else v
+
+    return {k: sub(v) for k, v in values.items()}
 
 
 def _sweep_combos(sweep: dict[str, Any], where: str) -> list[dict[str, Any]]:
