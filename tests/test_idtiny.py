@@ -478,6 +478,7 @@ def test_sft_with_teacher_models_checks_their_tokenizer(splits, tmp_path: Path) 
     assert (run_sft(cfg) / "config.json").is_file()
     (teacher,) = load_teachers([str(b)], load_tokenizer(str(a)), "float32")
     assert not any(p.requires_grad for p in teacher.parameters())
+    assert len(load_teachers([str(a), str(b)], load_tokenizer(str(a)), "float32", own=str(a))) == 1  # own counted once
     foreign = tmp_path / "foreign"
     build_item_tokenizer([str(i) for i in range(100, 140)]).save_pretrained(foreign)
     with pytest.raises(ValueError, match="foreign.*another tokenizer"):

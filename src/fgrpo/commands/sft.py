@@ -130,14 +130,18 @@ def filler_order(
     return ranker.rank
 
 
-def load_teachers(paths: Sequence[str], tokenizer: Any, dtype: str) -> list[Any]:
+def load_teachers(paths: Sequence[str], tokenizer: Any, dtype: str, own: str | None = None) -> list[Any]:
     """The frozen models of ``teacher_models``: each folder must carry the student's
-    tokenizer (the same item tokens), else its scores would name other candidates."""
+    tokenizer (the same item tokens), else its scores would name other candidates. The
+    starting model's own folder (``own``), if listed, is skipped: it is in the fusion once,
+    so one list of backbones serves every seed."""
     from fgrpo.models.loading import load_model, load_tokenizer
 
     want = tokenizer.get_vocab()
     teachers = []
     for path in paths:
+        if own is not None and Path(path).resolve() == Path(own).resolve():
+            continue
         if load_tokenizer(path).get_vocab() != want:
             raise ValueError(f"key 'teacher_models': {path} has another tokenizer than the starting model's "
                              "(a teacher must score the same item tokens: a backbone of the same dataset)")
@@ -188,7 +192,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
         use_onednn_linears(model)
-    teachers = load_teachers(cfg.teacher_models, tokenizer, cfg.dtype)
+    teachers = load_teachers(cfg.teacher_models, tokenizer, cfg.dtype, own=cfg.model)
     fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed, teachers)  # a frozen copy, before any hook
     stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):
