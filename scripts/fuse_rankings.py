@@ -40,15 +40,21 @@ def written_order(row: dict) -> list[int]:
     return ranking + [int(c) for c in row.get("slate") or [] if int(c) not in set(ranking)]
 
 
+def positions(order: list[int], pool_size: int) -> dict[int, float]:
+    """Each candidate 1..pool_size's place in ``order`` (from 0); one the order leaves out
+    gets the mean of the places left, len(order) .. pool_size - 1."""
+    rest = (len(order) + pool_size - 1) / 2
+    pos = {c: i for i, c in enumerate(order)}
+    return {c: pos.get(c, rest) for c in range(1, pool_size + 1)}
+
+
 def fuse(orders: list[list[int]], pool_size: int) -> list[int]:
-    """Borda fusion of several orders of candidates 1..pool_size (positions from 0; a
-    candidate an order leaves out gets the mean of that order's remaining positions)."""
+    """Borda fusion of several orders of candidates 1..pool_size: sorted by summed
+    :func:`positions`, ties by candidate number."""
     total = dict.fromkeys(range(1, pool_size + 1), 0.0)
     for order in orders:
-        rest = (len(order) + pool_size - 1) / 2  # mean of positions len(order) .. pool_size - 1
-        pos = {c: i for i, c in enumerate(order)}
-        for c in total:
-            total[c] += pos.get(c, rest)
+        for c, p in positions(order, pool_size).items():
+            total[c] += p
     return sorted(total, key=lambda c: (total[c], c))
 
 

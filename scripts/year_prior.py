@@ -26,7 +26,7 @@ import json
 import re
 from pathlib import Path
 
-from fuse_rankings import written_order  # scripts/ is this script's sys.path[0]
+from fuse_rankings import positions, written_order  # scripts/ is this script's sys.path[0]
 
 from fgrpo.data.splits import read_splits
 from fgrpo.evaluation.metrics import per_example_metrics
@@ -44,10 +44,8 @@ def year(title: str) -> int | None:
 def reranked(order: list[int], recent: list[bool], share_recent: float, beta: float) -> list[int]:
     """Candidates 1..len(recent) sorted by -position + beta * the user's share of their era
     (ties by candidate number)."""
-    n = len(recent)
-    rest = (len(order) + n - 1) / 2
-    pos = {c: i for i, c in enumerate(order)}
-    score = {c: -pos.get(c, rest) + beta * (share_recent if recent[c - 1] else 1 - share_recent) for c in range(1, n + 1)}
+    pos = positions(order, len(recent))
+    score = {c: -p + beta * (share_recent if recent[c - 1] else 1 - share_recent) for c, p in pos.items()}
     return sorted(score, key=lambda c: (-score[c], c))
 
 

@@ -311,20 +311,22 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutcome, echo: Callable[[str], None]) -> None:
     out = Path(cfg.output_dir)
-    todo = sum(not s.done and (cfg.only_seeds is None or s.seed in cfg.only_seeds) for s in specs)
+    def mine(s: RunSpec) -> bool:  # this process's run (only_seeds)
+        return cfg.only_seeds is None or s.seed in cfg.only_seeds
+
+    todo = sum(not s.done and mine(s) for s in specs)
     echo(f"compare: {len(specs)} runs, {len(specs) - todo} already done -> {out}")
     t0, ran = time.monotonic(), 0
     for i, spec in enumerate(specs, start=1):
         head = f"[{i}/{len(specs)}] {spec.method} seed {spec.seed}"
         if ran:  # the stages to go (runs and extra evaluations) at the mean wall clock of those run so far (a rough guide)
-            own = [s for s in specs[i - 1 :] if cfg.only_seeds is None or s.seed in cfg.only_seeds]
+            own = [s for s in specs[i - 1 :] if mine(s)]
             left = sum(int(not s.done) + sum(not s.extra_done(n) for n in s.extra_evals) for s in own)
             head += f" (ETA {clock_text((time.monotonic() - t0) / ran * left)})"
-        mine = cfg.only_seeds is None or spec.seed in cfg.only_seeds
         if spec.done:
             outcome.records[(spec.method, spec.seed)] = json.loads(spec.marker.read_text())
             echo(f"{head}: done before, skipped")
-        if not mine:  # another process's seed: its finished results are read, nothing is run
+        if not mine(spec):  # another process's seed: its finished results are read, nothing is run
             for name in spec.extra_evals:
                 if spec.extra_done(name):
                     outcome.extra_records.setdefault(name, {})[(spec.method, spec.seed)] = json.loads((spec.extra_dir(name) / "metrics.json").read_text())
