@@ -476,10 +476,12 @@ def test_only_seeds_splits_one_experiment_across_processes(tmp_path: Path) -> No
     outcome = run_compare(load_compare_config(path, ["only_seeds=[1]"]), echo=first.append)
     assert not outcome.failures and set(outcome.records) == {("random", 1)}
     assert any("random seed 0" in line and "not in only_seeds [1]" in line for line in first)
+    assert first[0].startswith("compare: 2 runs, 0 already done, 1 left to other processes")
     assert not (tmp_path / "out" / "runs" / "random" / "seed0").exists()
     second: list[str] = []
     outcome = run_compare(load_compare_config(path, ["only_seeds=[0]"]), echo=second.append)
     assert set(outcome.records) == {("random", 0), ("random", 1)}  # the other process's run read, not redone
     assert any("random seed 1" in line and "done before" in line for line in second)
+    assert second[0].startswith("compare: 2 runs, 1 already done ->")
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["methods"]["random"]["n"] == 2 and results["methods"]["random"]["seeds"] == [0, 1]

@@ -314,8 +314,9 @@ def _run_all(cfg: CompareConfig, specs: Sequence[RunSpec], outcome: CompareOutco
     def mine(s: RunSpec) -> bool:  # this process's run (only_seeds)
         return cfg.only_seeds is None or s.seed in cfg.only_seeds
 
-    todo = sum(not s.done and mine(s) for s in specs)
-    echo(f"compare: {len(specs)} runs, {len(specs) - todo} already done -> {out}")
+    done, others = sum(s.done for s in specs), sum(not s.done and not mine(s) for s in specs)
+    elsewhere = f", {others} left to other processes (only_seeds)" if others else ""
+    echo(f"compare: {len(specs)} runs, {done} already done{elsewhere} -> {out}")
     t0, ran = time.monotonic(), 0
     for i, spec in enumerate(specs, start=1):
         head = f"[{i}/{len(specs)}] {spec.method} seed {spec.seed}"
