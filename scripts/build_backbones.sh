@@ -4,7 +4,7 @@
 # seed k: same seed, same data), then next-item pretraining of a 64-wide, 2-layer id-tiny
 # from its item embeddings, with seed k. Finished steps are skipped, so it resumes.
 #   bash scripts/build_backbones.sh 0 1 2 3 4        # ~5 min a seed on one core
-# Environment: DATA (the `fgrpo prepare` folder, runs/main/data), OUT (runs/sasinit_ps).
+# Environment: DATA (the prepared dataset folder, runs/main/data), OUT (runs/sasinit_ps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/reproducible_env.sh
