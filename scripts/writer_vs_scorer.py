@@ -1,7 +1,8 @@
 """The writer against its own scorer: where an id-tiny slate writer loses what its backbone knows.
 
 The scorer ranks each pool by the backbone's next-item logits after the history (the
-pretrained model folder, `fgrpo pretrain-items`); the writer is an `fgrpo eval` of the model
+pretrained model folder, `fgrpo pretrain-items`; several folders: their mean-rank fusion, the
+teacher of `teacher_models`); the writer is an `fgrpo eval` of the model
 trained from it (its predictions.jsonl). Per split, paired over the same users:
 - NDCG@5 and Hit@1 of both, and writer − scorer with its 95% t interval (fgrpo.experiments.stats.mean_ci95);
 - how often the writer's first ranked item is the scorer's top item;
@@ -48,20 +49,22 @@ def by_bins(counts: Sequence[int], values: Sequence[float]) -> list[tuple[str, i
 def main() -> None:
     import torch
 
-    from fgrpo.baselines.scorers import order_by_score
+    from fgrpo.commands.sft import filler_order, load_teachers
     from fgrpo.data.splits import read_splits
     from fgrpo.evaluation.metrics import per_example_metrics
-    from fgrpo.models.idtiny import next_item_scores
     from fgrpo.models.loading import load_trained
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backbone", required=True, help="the pretrained id-tiny model folder (the scorer)")
+    ap.add_argument("--backbone", required=True, nargs="+",
+                    help="the pretrained id-tiny model folder (the scorer); several: their mean-rank fusion, the teacher "
+                         "of `fgrpo sft teacher_models=[...]` (the first plays the starting model)")  # fmt: skip
     ap.add_argument("--dataset", required=True, help="the dataset folder both were evaluated on")
     ap.add_argument("--valid", type=Path, help="the writer's predictions.jsonl on valid")
     ap.add_argument("--test", type=Path, help="the writer's predictions.jsonl on test")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model, tokenizer = load_trained(args.backbone)
+    model, tokenizer = load_trained(args.backbone[0])
+    scorer = filler_order("model", [], model, tokenizer, teachers=load_teachers(args.backbone[1:], tokenizer, "float32"))
     wanted = {k: p for k, p in (("valid", args.valid), ("test", args.test)) if p is not None}
     splits = read_splits(args.dataset, ("train", *wanted), announce=False, skip_invalid=False)
     count = collections.Counter(c for ex in splits["train"] for c, g in ex.relevance.items() if g > 0)
@@ -71,7 +74,8 @@ def main() -> None:
         missing = [ex.id for ex in examples if ex.id not in rows]
         if missing:
             raise SystemExit(f"{path}: no prediction for {len(missing)} {split} examples (first: {missing[0]})")
-        order = [order_by_score(s) for s in next_item_scores(model, tokenizer, examples)]
+        scorer.prefetch(examples)
+        order = [scorer(ex) for ex in examples]
         written = [rows[ex.id]["ranking"] for ex in examples]
         grades = [ex.grades() for ex in examples]
         s, w = per_example_metrics([o[:5] for o in order], grades, (1, 5)), per_example_metrics(written, grades, (1, 5))
