@@ -124,3 +124,16 @@ def test_year_prior_rerank_by_hand(monkeypatch):
     # a user with 3/4 recent history: old films +0.25 beta, recent +0.75 beta; beta 4: 2 -> -0+1,
     # 1 -> -1+1, 3 and 4 -> -2.5+3; so 2 (1.0), 3 and 4 (0.5, by number), 1 (0.0)
     assert mod.reranked([2, 1], recent, 0.75, 4.0) == [2, 3, 4, 1]
+
+
+def test_ensemble_teacher_score_by_hand():
+    """NDCG@5 and Hit@1 of a pool order: the target first scores 1 and 1; third, 1/log2(4) = 0.5 and 0."""
+    from fgrpo.data.schema import Candidate, Example
+
+    mod = _load("ensemble_teacher")
+    pool = [Candidate(c, c) for c in ("a", "b", "c", "d")]
+    first = Example("u-1", "q", pool, {"b": 1})
+    third = Example("u-2", "q", pool, {"d": 1})
+    orders = {"u-1": [2, 1, 3, 4], "u-2": [1, 2, 4, 3]}
+    got = mod.score(lambda ex: orders[ex.id], [first, third])
+    assert math.isclose(got["NDCG@5"], (1 + 0.5) / 2) and got["Hit@1"] == 0.5
