@@ -2,11 +2,14 @@
 their mean-rank fusion, the exact order `fgrpo sft filler_policy=model teacher_models=[...]`
 distils (fgrpo.commands.sft.filler_order; the first folder plays the starting model, whose
 order breaks ties). A distilled writer can at best match its teacher, so this is its ceiling.
+Teachers after the first may also be SASRec/GRU4Rec fits (a ``scorer.pt`` of `fgrpo eval`).
 
     python scripts/ensemble_teacher.py --dataset runs/main/data runs/sasinit_ps/seed{0,1,2,3,4}/pretrain/model
+    python scripts/ensemble_teacher.py --dataset runs/main/data runs/sasinit_ps/seed{0,1,2,3,4}/pretrain/model \
+      runs/sasinit_ps/seed{0,1,2,3,4}/sasrec_valid/scorer.pt
 
-Prints NDCG@5 and Hit@1 on valid and test: each backbone, their mean, and the fusion, with
-the fusion − mean-backbone difference paired over the backbones (mean ± 95% t interval).
+Prints NDCG@5 and Hit@1 on valid and test: each teacher, their mean, and the fusion, with
+the fusion − mean-teacher difference paired over the teachers (mean ± 95% t interval).
 """
 
 from __future__ import annotations
@@ -33,25 +36,32 @@ def score(order, examples: list) -> dict[str, float]:  # noqa: ANN001 - a Filler
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("backbones", nargs="+", type=Path, help="item-token model folders (the first: the starting model)")
+    ap.add_argument("teachers", nargs="+", type=Path,
+                    help="the starting item-token model folder, then teachers: model folders or scorer.pt files")
     ap.add_argument("--dataset", required=True, type=Path, help="the `fgrpo prepare` folder")
     ap.add_argument("--splits", default="valid,test", help="splits scored, comma-separated")
     args = ap.parse_args()
     names = args.splits.split(",")
-    splits = read_splits(str(args.dataset), names, announce=False, skip_invalid=False)
-    tok = load_tokenizer(str(args.backbones[0]))
-    models = [load_model(str(args.backbones[0])).eval(), *load_teachers([str(p) for p in args.backbones[1:]], tok, "float32")]
+    splits = read_splits(str(args.dataset), ["train", *names], announce=False, skip_invalid=False)
+    tok = load_tokenizer(str(args.teachers[0]))
+    first = load_model(str(args.teachers[0])).eval()
+    others = load_teachers([str(p) for p in args.teachers[1:]], tok, "float32", splits["train"])
+    orders = [filler_order("model", [], first, tok), *others]
+    fusion = filler_order("model", [], first, tok, teachers=others)
     for name in names:
         exs = splits[name]
-        alone = [score(filler_order("model", [], m, tok), exs) for m in models]
-        fused = score(filler_order("model", [], models[0], tok, teachers=models[1:]), exs)
+        for order in (*orders, fusion):
+            if hasattr(order, "prefetch"):
+                order.prefetch(exs)
+        alone = [score(order, exs) for order in orders]
+        fused = score(fusion, exs)
         print(f"{name} ({len(exs)} examples)")
-        for path, s in zip(args.backbones, alone, strict=True):
+        for path, s in zip(args.teachers, alone, strict=True):
             print(f"  {path}: " + ", ".join(f"{m} {s[m]:.4f}" for m in METRICS))
         for m in METRICS:
             each = [s[m] for s in alone]
             gain = format_mean_ci(*mean_ci95([fused[m] - v for v in each]))
-            print(f"  {m}: backbones {format_mean_ci(*mean_ci95(each))}, fused {fused[m]:.4f}, fused − backbone {gain}")
+            print(f"  {m}: teachers {format_mean_ci(*mean_ci95(each))}, fused {fused[m]:.4f}, fused − teacher {gain}")
 
 
 if __name__ == "__main__":

@@ -57,16 +57,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backbone", required=True, nargs="+",
                     help="the pretrained id-tiny model folder (the scorer); several: their mean-rank fusion, the teacher "
-                         "of `fgrpo sft teacher_models=[...]` (the first plays the starting model)")  # fmt: skip
+                         "of `fgrpo sft teacher_models=[...]` (the first plays the starting model; the others may be scorer.pt files)")  # fmt: skip
     ap.add_argument("--dataset", required=True, help="the dataset folder both were evaluated on")
     ap.add_argument("--valid", type=Path, help="the writer's predictions.jsonl on valid")
     ap.add_argument("--test", type=Path, help="the writer's predictions.jsonl on test")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, tokenizer = load_trained(args.backbone[0])
-    scorer = filler_order("model", [], model, tokenizer, teachers=load_teachers(args.backbone[1:], tokenizer, "float32"))
     wanted = {k: p for k, p in (("valid", args.valid), ("test", args.test)) if p is not None}
     splits = read_splits(args.dataset, ("train", *wanted), announce=False, skip_invalid=False)
+    teachers = load_teachers(args.backbone[1:], tokenizer, "float32", splits["train"])
+    scorer = filler_order("model", [], model, tokenizer, teachers=teachers)
     count = collections.Counter(c for ex in splits["train"] for c, g in ex.relevance.items() if g > 0)
     for split, path in wanted.items():
         examples = splits[split]

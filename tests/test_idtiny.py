@@ -434,13 +434,13 @@ def test_pretraining_starts_from_sasrecs_item_embeddings(splits, tmp_path: Path)
 def test_teacher_models_join_the_starting_models_order_by_mean_rank(tok, splits) -> None:
     """``teachers``: the starting model's order and each teacher's, fused by summed rank,
     ties by the starting model's (computed here from the two models' scores by hand)."""
-    from fgrpo.commands.sft import filler_order
+    from fgrpo.commands.sft import ModelFillerOrder, filler_order
     from fgrpo.models.idtiny import next_item_scores
 
     own = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
     other = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=1)
     examples = splits["train"][:8]
-    fused = filler_order("model", splits["train"], own, tok, teachers=[other])
+    fused = filler_order("model", splits["train"], own, tok, teachers=[ModelFillerOrder(other, tok)])
     alone = filler_order("model", splits["train"], own, tok)
     changed = 0
     for ex in examples:
@@ -454,12 +454,42 @@ def test_teacher_models_join_the_starting_models_order_by_mean_rank(tok, splits)
         changed += fused(ex) != alone(ex)
     assert changed > 0  # the teacher is heard
     with pytest.raises(ValueError, match="teacher_models"):
-        filler_order("sasrec", splits["train"], own, tok, valid=splits["valid"], teachers=[other])
+        filler_order("sasrec", splits["train"], own, tok, valid=splits["valid"], teachers=[ModelFillerOrder(other, tok)])
+
+
+def test_a_fitted_sasrec_is_a_teacher_too(tok, splits, tmp_path: Path) -> None:
+    """A ``scorer.pt`` in ``teacher_models`` joins the fusion with its own pool order (fused
+    by hand here from the model's scores and the scorer's ranks); one fitted on other
+    training data is refused, naming the file."""
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
+    from fgrpo.commands.sft import filler_order, load_teachers
+    from fgrpo.models.idtiny import next_item_scores
+
+    train = splits["train"]
+    sasrec = SequentialScorer("sasrec", SeqConfig(seed=2, epochs=2, patience=0, hidden=16)).fit(train)
+    saved = sasrec.save(tmp_path / "scorer.pt", train)
+    (teacher,) = load_teachers([str(saved)], tok, "float32", train)
+    own = build_id_tiny(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=0)
+    fused = filler_order("model", train, own, tok, teachers=[teacher])
+    fused.prefetch(train[:8])
+    changed = 0
+    for ex in train[:8]:
+        s = next_item_scores(own, tok, [ex])[0]
+        mine = sorted(range(1, ex.num_candidates + 1), key=lambda k, s=s: -s[k - 1])
+        pos = [{k: r for r, k in enumerate(o)} for o in (mine, sasrec.rank(ex))]
+        assert teacher(ex) == sasrec.rank(ex)
+        assert fused(ex) == sorted(pos[0], key=lambda k: (pos[0][k] + pos[1][k], pos[0][k]))
+        changed += fused(ex) != mine
+    assert changed > 0  # the scorer is heard
+    with pytest.raises(ValueError, match=r"teacher_models.*scorer\.pt.*other training data"):
+        load_teachers([str(saved)], tok, "float32", train[: len(train) // 2])
 
 
 def test_sft_with_teacher_models_checks_their_tokenizer(splits, tmp_path: Path) -> None:
-    """End to end: `fgrpo sft` reads ``teacher_models`` folders, frozen; a folder whose
-    tokenizer names other items is refused by path; the key needs a model-order policy."""
+    """End to end: `fgrpo sft` reads ``teacher_models`` folders, frozen, and scorer.pt files;
+    a folder whose tokenizer names other items is refused by path; the key needs a
+    model-order policy."""
+    from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
     from fgrpo.commands.pretrain_items import run_pretrain_items
     from fgrpo.commands.sft import load_teachers, run_sft
     from fgrpo.config.commands import PretrainItemsConfig, SFTConfig
@@ -471,13 +501,15 @@ def test_sft_with_teacher_models_checks_their_tokenizer(splits, tmp_path: Path) 
     common = {"dataset": str(data), "hidden_size": 16, "num_layers": 1, "num_heads": 2, "max_steps": 2}
     a = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "a"), seed=0))
     b = run_pretrain_items(PretrainItemsConfig(**common, output_dir=str(tmp_path / "b"), seed=1))
+    fit = SequentialScorer("sasrec", SeqConfig(seed=0, epochs=1, patience=0, hidden=16)).fit(splits["train"])
+    pt = fit.save(tmp_path / "scorer.pt", splits["train"])  # a teacher fitted on the train split sft reads
     cfg = SFTConfig(model=str(a), dataset=str(data), output_dir=str(tmp_path / "sft"), max_steps=2, batch_size=4,
                     slate_size=3, max_slate=3, max_rank=2, filler_policy="model", slate_order="teacher",
-                    constrained_loss=True, teacher_models=[str(b)], log_every=1)  # fmt: skip
+                    constrained_loss=True, teacher_models=[str(b), str(pt)], log_every=1)  # fmt: skip
     cfg.validate()
     assert (run_sft(cfg) / "config.json").is_file()
     (teacher,) = load_teachers([str(b)], load_tokenizer(str(a)), "float32")
-    assert not any(p.requires_grad for p in teacher.parameters())
+    assert not any(p.requires_grad for p in teacher.model.parameters())
     assert len(load_teachers([str(a), str(b)], load_tokenizer(str(a)), "float32", own=str(a))) == 1  # own counted once
     foreign = tmp_path / "foreign"
     build_item_tokenizer([str(i) for i in range(100, 140)]).save_pretrained(foreign)

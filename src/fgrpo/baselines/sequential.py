@@ -472,6 +472,13 @@ class SequentialScorer:
             setattr(self, key, state[key])
         return self
 
+    @classmethod
+    def from_saved(cls, path: str | Path, train_examples: Sequence[Example]) -> SequentialScorer:
+        """The fit saved by :meth:`save`, of the kind and with the config the file records
+        (:meth:`load` still checks that it was fitted on ``train_examples``)."""
+        state = _read_saved(Path(path))
+        return cls(state["kind"], SeqConfig(**state["config"])).load(path, train_examples)
+
     @staticmethod
     def item_embeddings(path: str | Path) -> dict[str, torch.Tensor]:
         """Item id -> the item's embedding row of a fit saved by :meth:`save` (read with

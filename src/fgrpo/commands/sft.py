@@ -49,6 +49,20 @@ class ModelFillerOrder:
         return self.orders[example.id]
 
 
+class ScorerFillerOrder:
+    """Fillers in the pool order of a fitted SASRec/GRU4Rec (a ``scorer.pt`` that `fgrpo eval`
+    wrote), its histories encoded a whole SFT step at a time: a teacher of ``teacher_models``."""
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+
+    def prefetch(self, examples: list[Any]) -> None:
+        self.scorer.prepare(examples)
+
+    def __call__(self, example: Any) -> list[int]:
+        return self.scorer.rank(example)
+
+
 class FusedOrder:
     """Pool order of several orders fused by their mean rank (Borda; ties by the first
     order): the ensemble teacher of ``filler_policy=ensemble``."""
@@ -101,7 +115,7 @@ def filler_order(
     ``slate_order=model|rollin|teacher`` this order is also the teacher whose answer is the
     target: ``sasrec``/``gru4rec`` train that baseline first (on ``train``, early-stopped on
     ``valid``), ``ensemble`` fuses the model's, SASRec's and GRU4Rec's orders. ``teachers``
-    (frozen item-token models sharing ``tokenizer``, e.g. other seeds' backbones) join the
+    (frozen orders from :func:`load_teachers`: other backbones, fitted SASRec/GRU4Rec) join the
     model's order in a mean-rank fusion, for ``model`` and ``ensemble``."""
     if policy == "random":
         return None
@@ -123,29 +137,39 @@ def filler_order(
         own = ModelFillerOrder(copy.deepcopy(model).eval(), tokenizer)
         if not teachers:
             return own
-        return FusedOrder([own, *(ModelFillerOrder(t.eval(), tokenizer) for t in teachers)])
+        return FusedOrder([own, *teachers])
     from fgrpo.baselines.scorers import BM25Scorer, PopularityScorer
 
     ranker = BM25Scorer() if policy == "bm25" else PopularityScorer().fit(train)
     return ranker.rank
 
 
-def load_teachers(paths: Sequence[str], tokenizer: Any, dtype: str, own: str | None = None) -> list[Any]:
-    """The frozen models of ``teacher_models``: each folder must carry the student's
-    tokenizer (the same item tokens), else its scores would name other candidates. The
-    starting model's own folder (``own``), if listed, is skipped: it is in the fusion once,
-    so one list of backbones serves every seed."""
+def load_teachers(
+    paths: Sequence[str], tokenizer: Any, dtype: str, train: Sequence[Any] = (), own: str | None = None
+) -> list[FillerOrder]:
+    """The frozen teacher orders of ``teacher_models``. A model folder must carry the
+    student's tokenizer (the same item tokens), else its scores would name other candidates;
+    a ``.pt`` file is a SASRec/GRU4Rec fit saved by `fgrpo eval` (its ``scorer.pt``), which
+    must have been fitted on ``train``, this run's train split. The starting model's own folder
+    (``own``), if listed, is skipped: it is in the fusion once, so one list serves every seed."""
+    from fgrpo.baselines.sequential import SequentialScorer
     from fgrpo.models.loading import load_model, load_tokenizer
 
     want = tokenizer.get_vocab()
-    teachers = []
+    teachers: list[FillerOrder] = []
     for path in paths:
         if own is not None and Path(path).resolve() == Path(own).resolve():
+            continue
+        if Path(path).suffix == ".pt":
+            try:
+                teachers.append(ScorerFillerOrder(SequentialScorer.from_saved(path, train)))
+            except ValueError as err:
+                raise ValueError(f"key 'teacher_models': {err}") from None
             continue
         if load_tokenizer(path).get_vocab() != want:
             raise ValueError(f"key 'teacher_models': {path} has another tokenizer than the starting model's "
                              "(a teacher must score the same item tokens: a backbone of the same dataset)")
-        teachers.append(load_model(path, dtype).eval().requires_grad_(False))
+        teachers.append(ModelFillerOrder(load_model(path, dtype).eval().requires_grad_(False), tokenizer))
     return teachers
 
 
@@ -180,6 +204,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
     out = setup_run(cfg)
     report: dict[str, Any] = {}
     train, valid = train_valid(cfg, report)
+    split_train = train  # as read: what a teacher scorer.pt was fitted on (fit_prompts may drop rows)
     check_answer_format(cfg.model, answer_limits(cfg))  # a model folder that says how it answers
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.dtype, cfg.seed, cfg.tiny_hidden_size, cfg.tiny_num_layers)
@@ -192,7 +217,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
         model = add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     if cfg.onednn_linear:  # after LoRA: its adapters are new nn.Linear layers
         use_onednn_linears(model)
-    teachers = load_teachers(cfg.teacher_models, tokenizer, cfg.dtype, own=cfg.model)
+    teachers = load_teachers(cfg.teacher_models, tokenizer, cfg.dtype, split_train, own=cfg.model)
     fillers = filler_order(cfg.filler_policy, train, model, tokenizer, valid, cfg.seed, teachers)  # a frozen copy, before any hook
     stopped_at = None
     with hidden_dropout(model, cfg.hidden_dropout):
