@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fgrpo.commands.sft import filler_order, load_teachers
+from fgrpo.commands.sft import FusedOrder, filler_order, load_teachers
 from fgrpo.data.splits import read_splits
 from fgrpo.evaluation.metrics import per_example_metrics
 from fgrpo.experiments.stats import format_mean_ci, mean_ci95
@@ -47,12 +47,10 @@ def main() -> None:
     first = load_model(str(args.teachers[0])).eval()
     others = load_teachers([str(p) for p in args.teachers[1:]], tok, "float32", splits["train"])
     orders = [filler_order("model", [], first, tok), *others]
-    fusion = filler_order("model", [], first, tok, teachers=others)
+    fusion = FusedOrder(orders)  # what filler_order("model", ..., teachers=others) builds
     for name in names:
         exs = splits[name]
-        for order in (*orders, fusion):
-            if hasattr(order, "prefetch"):
-                order.prefetch(exs)
+        fusion.prefetch(exs)  # every order, batched
         alone = [score(order, exs) for order in orders]
         fused = score(fusion, exs)
         print(f"{name} ({len(exs)} examples)")

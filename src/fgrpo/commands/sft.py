@@ -50,8 +50,9 @@ class ModelFillerOrder:
 
 
 class ScorerFillerOrder:
-    """Fillers in the pool order of a fitted SASRec/GRU4Rec (a ``scorer.pt`` that `fgrpo eval`
-    wrote), its histories encoded a whole SFT step at a time: a teacher of ``teacher_models``."""
+    """Fillers in the pool order of a fitted SASRec/GRU4Rec (fitted here, or a ``scorer.pt``
+    of `fgrpo eval` in ``teacher_models``), its histories encoded a whole SFT step at a time
+    (the scorer caches each history's encoding, so ``rank`` only scores the pool)."""
 
     def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
@@ -91,15 +92,7 @@ def sequential_order(kind: str, train: list, valid: list, seed: int) -> FillerOr
     defaults, early-stopped on ``valid``, seeded): a teacher for ``filler_policy``."""
     from fgrpo.baselines.sequential import SeqConfig, SequentialScorer
 
-    scorer = SequentialScorer(kind, SeqConfig(seed=seed)).fit(train, valid)  # type: ignore[arg-type]
-    orders: dict[str, list[int]] = {}
-
-    def order(example: Any) -> list[int]:
-        if example.id not in orders:
-            orders[example.id] = scorer.rank(example)
-        return orders[example.id]
-
-    return order
+    return ScorerFillerOrder(SequentialScorer(kind, SeqConfig(seed=seed)).fit(train, valid))  # type: ignore[arg-type]
 
 
 def filler_order(
