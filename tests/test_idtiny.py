@@ -505,7 +505,8 @@ def test_sft_with_teacher_models_checks_their_tokenizer(splits, tmp_path: Path) 
     pt = fit.save(tmp_path / "scorer.pt", splits["train"])  # a teacher fitted on the train split sft reads
     cfg = SFTConfig(model=str(a), dataset=str(data), output_dir=str(tmp_path / "sft"), max_steps=2, batch_size=4,
                     slate_size=3, max_slate=3, max_rank=2, filler_policy="model", slate_order="teacher",
-                    constrained_loss=True, teacher_models=[str(b), str(pt)], log_every=1)  # fmt: skip
+                    constrained_loss=True, teacher_models=[str(b), str(pt)], log_every=1,
+                    soft_targets=0.5)  # fmt: skip  (soft targets: the three teachers' pool distributions)
     cfg.validate()
     assert (run_sft(cfg) / "config.json").is_file()
     (teacher,) = load_teachers([str(b)], load_tokenizer(str(a)), "float32")

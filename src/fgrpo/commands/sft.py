@@ -34,6 +34,7 @@ class ModelFillerOrder:
     def __init__(self, model: Any, tokenizer: Any) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.orders: dict[str, list[int]] = {}
+        self.scores: dict[str, list[float]] = {}
 
     def prefetch(self, examples: list[Any]) -> None:
         from fgrpo.baselines.scorers import order_by_score
@@ -41,12 +42,17 @@ class ModelFillerOrder:
 
         todo = list({ex.id: ex for ex in examples if ex.id not in self.orders}.values())
         for ex, scores in zip(todo, next_item_scores(self.model, self.tokenizer, todo), strict=True):
-            self.orders[ex.id] = order_by_score(scores)
+            self.orders[ex.id], self.scores[ex.id] = order_by_score(scores), scores
 
     def __call__(self, example: Any) -> list[int]:
         if example.id not in self.orders:
             self.prefetch([example])
         return self.orders[example.id]
+
+    def pool_probs(self, example: Any, temperature: float) -> list[float]:
+        """Softmax of the model's pool logits / ``temperature`` (``soft_targets``)."""
+        self(example)
+        return pool_softmax(self.scores[example.id], temperature)
 
 
 class ScorerFillerOrder:
@@ -62,6 +68,10 @@ class ScorerFillerOrder:
 
     def __call__(self, example: Any) -> list[int]:
         return self.scorer.rank(example)
+
+    def pool_probs(self, example: Any, temperature: float) -> list[float]:
+        """Softmax of the scorer's pool scores / ``temperature`` (``soft_targets``)."""
+        return pool_softmax(self.scorer.scores(example), temperature)
 
 
 class FusedOrder:
@@ -85,6 +95,24 @@ class FusedOrder:
                 if i == 0:
                     first[k] = r
         return sorted(ranks, key=lambda k: (ranks[k], first.get(k, len(first))))
+
+    def pool_probs(self, example: Any, temperature: float) -> list[float]:
+        """The teachers' pool distributions averaged (``soft_targets``): each teacher's
+        softmax first, so no teacher's score scale outweighs the others'."""
+        dists = []
+        for order in self.orders:
+            if not hasattr(order, "pool_probs"):
+                raise ValueError("key 'soft_targets': every teacher must score the pool (a model or a SASRec/GRU4Rec fit)")
+            dists.append(order.pool_probs(example, temperature))
+        return [sum(col) / len(dists) for col in zip(*dists, strict=True)]
+
+
+def pool_softmax(scores: Sequence[float], temperature: float) -> list[float]:
+    """softmax(scores / temperature) over one pool (a ``-inf`` score, an item unseen in
+    training, gets 0)."""
+    import torch
+
+    return torch.softmax(torch.tensor(scores, dtype=torch.float64) / temperature, 0).tolist()
 
 
 def sequential_order(kind: str, train: list, valid: list, seed: int) -> FillerOrder:
@@ -221,6 +249,7 @@ def run_sft(cfg: SFTConfig, resume: bool = False) -> Path:
                 fillers, cfg.slate_order, jsonl_logger(out / "metrics.jsonl"), cfg.log_every,
                 target=cfg.target, constrained_loss=cfg.constrained_loss, micro_batch_size=cfg.micro_batch_size,
                 budget=budget, state_dir=out / "checkpoints", resume_from=state,
+                soft_targets=cfg.soft_targets, soft_temperature=cfg.soft_temperature,
             )
         except SFTStoppedEarly as e:
             stopped_at = e.step

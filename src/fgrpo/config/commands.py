@@ -75,6 +75,9 @@ class DataOptions:
     max_rank: int = option(5, "Longest ranking accepted by the parser (paper: 5).")
 
 
+SOFT_TEACHERS = ("model", "sasrec", "gru4rec", "ensemble")  # filler policies whose teachers score the pool
+
+
 @dataclass
 class SFTConfig(ModelOptions, DataOptions):
     """``fgrpo sft``: supervised warm start on targets in the exact output format."""
@@ -93,6 +96,8 @@ class SFTConfig(ModelOptions, DataOptions):
     slate_order: Literal["shuffled", "ascending", "ranked", "model", "teacher", "rollin"] = option("shuffled", "Order of the target slate: shuffled (the original spec), ascending candidate number (no repeats under greedy decoding), ranked (relevant first, then fillers in filler order: the ranking's order), or model (the frozen model's own top items in its order, missed relevant ones at the end, its picks before the first relevant one unsupervised; needs filler_policy=model: docs/results.md), or teacher (the frozen model's top items in its order, ranking = its top max_rank: a distillation of its scorer, the labels left to RL), or rollin (the frozen model's own slate and ranking, every item position before a relevant item labelled with that item: both phases learn to find the target after wrong picks; needs item tokens and a teacher order: filler_policy=model|sasrec|gru4rec|ensemble).")
     teacher_models: list[str] = option([], "Extra frozen teachers whose pool orders are fused with the starting model's by mean rank (Borda) into the order of filler_policy=model|ensemble: item-token model folders (same dataset and tokenizer, e.g. other seeds' backbones) and SASRec/GRU4Rec fits (a scorer.pt of `fgrpo eval`, fitted on this train split). Under slate_order=teacher, a distillation of that ensemble (docs/results.md, eighth and ninth rounds). The starting model's own folder, if listed, counts once; empty: the starting model alone.", hashed_if_set=True)
     constrained_loss: bool = option(False, "SFT softmax over the tokens the decoding constraint allows at each position (item-token models): trains the distribution constrained greedy decoding reads.")
+    soft_targets: float = option(0.0, "Weight of soft targets (knowledge distillation, Hinton et al. 2015) at each item position: the loss there is (1 - w) x the cross-entropy of the written item + w x the cross-entropy toward the teacher's pool distribution (each teacher's softmax of its pool scores / soft_temperature, averaged over the teachers of filler_policy and teacher_models), renormalized over the items the constraint allows there. 0: hard targets only; needs constrained_loss and filler_policy=model|sasrec|gru4rec|ensemble (made for slate_order=teacher).", hashed_if_set=True)
+    soft_temperature: float = option(1.0, "Temperature of each teacher's pool softmax under soft_targets (> 1 flattens it).", hashed_if_set=True)
     hidden_dropout: float = option(0.0, "Dropout on the embedding, attention and MLP outputs while training (Llama-family models; not saved in the folder: a training-time regularizer). id-tiny on ML-100K: 0.3 (docs/results.md).")
     target: Literal["both", "slate", "rank"] = option("both", "What is supervised: both (slate then ranking, one answer), slate (a selector: the slate alone) or rank (a ranker: the ranking alone, its prompt showing only the gold slate). slate and rank are the two halves of Decoupled SFT, chained by `fgrpo eval method=two_step`.")
     log_every: int = option(10, "Log a metrics line (and, without a terminal, a progress line) every N steps.", bookkeeping=True)
@@ -103,6 +108,13 @@ class SFTConfig(ModelOptions, DataOptions):
             raise ValueError(f"key 'hidden_dropout' must be in [0, 1), got {self.hidden_dropout}")
         if self.teacher_models and self.filler_policy not in ("model", "ensemble"):
             raise ValueError(f"key 'teacher_models' needs filler_policy=model|ensemble, got filler_policy={self.filler_policy}")
+        if not 0.0 <= self.soft_targets <= 1.0:
+            raise ValueError(f"key 'soft_targets' must be in [0, 1], got {self.soft_targets}")
+        if not self.soft_temperature > 0:
+            raise ValueError(f"key 'soft_temperature' must be > 0, got {self.soft_temperature}")
+        if self.soft_targets > 0 and (not self.constrained_loss or self.filler_policy not in SOFT_TEACHERS):
+            raise ValueError("key 'soft_targets' needs constrained_loss=true and a scoring teacher, filler_policy="
+                             f"{'|'.join(SOFT_TEACHERS)}; got constrained_loss={self.constrained_loss}, filler_policy={self.filler_policy}")
         parse_duration(self.max_time)
         check_data_options(self)
         check_output_dir(self.output_dir)

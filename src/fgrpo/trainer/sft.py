@@ -244,7 +244,8 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
 
 
 def completion_loss(
-    model: Any, batch: dict[str, torch.Tensor], allowed: torch.Tensor | None = None, normalizer: int | None = None
+    model: Any, batch: dict[str, torch.Tensor], allowed: torch.Tensor | None = None, normalizer: int | None = None,
+    soft: torch.Tensor | None = None, soft_weight: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy over the supervised (completion) tokens, the LM head run only on
     the last ``keep`` positions: on a 500-token prompt that is most of the head's cost.
@@ -252,7 +253,8 @@ def completion_loss(
     decoding constraint allows there (``constrained_loss``). ``normalizer``: divide the
     summed cross-entropy by this count instead (the supervised tokens of the whole batch,
     when ``batch`` is one micro-batch of it: the micro-batches' losses then add up to the
-    batch's, and so do their gradients)."""
+    batch's, and so do their gradients). ``soft`` ([n, keep-1, V], :func:`soft_item_targets`)
+    and ``soft_weight``: :func:`mixed_cross_entropy` instead (``soft_targets``)."""
     keep = int(batch["keep"])
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     logits = model(
@@ -262,10 +264,49 @@ def completion_loss(
     logits = logits[:, :-1].float()
     if allowed is not None:
         logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    if soft is not None and soft_weight > 0:
+        return mixed_cross_entropy(logits, targets, soft.to(logits.device), soft_weight, normalizer)
     flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
     if normalizer is None:
         return torch.nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=-100)
     return torch.nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=-100, reduction="sum") / normalizer
+
+
+def mixed_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, soft: torch.Tensor, soft_weight: float, normalizer: int | None = None
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` [n, T, V] against the labels ``targets`` [n, T] (-100: no
+    loss), where ``soft`` [n, T, V] has mass mixed with the cross-entropy toward that
+    distribution: (1 - w) * CE(label) + w * sum_v soft[v] * -log p[v], w = ``soft_weight``
+    (knowledge distillation's soft-target term; the hard term keeps the written item's
+    token). Summed over the labelled positions and divided by ``normalizer`` (None: their
+    count). A ``-inf`` logit (a token the constraint forbids) carries no soft mass."""
+    logp = torch.log_softmax(logits, -1)
+    labelled = targets != -100
+    hard = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    toward = -(soft * logp.masked_fill(soft == 0, 0.0)).sum(-1)
+    per = torch.where(soft.sum(-1) > 0, (1 - soft_weight) * hard + soft_weight * toward, hard)
+    total = per.masked_fill(~labelled, 0.0).sum()
+    return total / (normalizer if normalizer is not None else max(1, int(labelled.sum())))
+
+
+def soft_item_targets(
+    allowed: torch.Tensor, targets: torch.Tensor, candidate_tokens: list[list[int]], probs: list[list[float]]
+) -> torch.Tensor:
+    """[n, T, V] soft targets of :func:`mixed_cross_entropy`: at each position whose label is
+    one of its row's candidates' item tokens (``candidate_tokens[i][k-1]``: candidate k's
+    token), the row's teacher pool distribution (``probs[i][k-1]``) kept on the tokens
+    ``allowed`` there ([n, T, V] bool, :func:`constrained_allowed`: the pool items not yet
+    written) and renormalized; all zero elsewhere (the closing tags, ``>``, unlabelled)."""
+    n, _, vocab = allowed.shape
+    weight, is_candidate = torch.zeros(n, vocab), torch.zeros(n, vocab, dtype=torch.bool)
+    for i, (tokens, p) in enumerate(zip(candidate_tokens, probs, strict=True)):
+        weight[i, tokens] = torch.tensor(p, dtype=torch.float32)
+        is_candidate[i, tokens] = True
+    at_item = is_candidate.gather(1, targets.clamp(min=0)) & (targets != -100)  # [n, T]
+    soft = allowed.float() * weight.unsqueeze(1) * at_item.unsqueeze(-1)
+    mass = soft.sum(-1, keepdim=True)
+    return torch.where(mass > 0, soft / mass.clamp(min=1e-30), soft)
 
 
 def supervised_count(batch: list[tuple[list[int], list[int]]]) -> int:
@@ -277,9 +318,12 @@ def supervised_count(batch: list[tuple[list[int], list[int]]]) -> int:
 def batch_loss(
     model: Any, tokenizer: Any, examples: list[Example], batch: list[tuple[list[int], list[int]]],
     micro_batch_size: int, device: Any, constrained: bool, max_slate: int, max_rank: int,
+    soft_probs: list[list[float]] | None = None, soft_weight: float = 0.0,
 ) -> float:  # fmt: skip
     """Forward and backward of one optimizer step's batch, ``micro_batch_size`` examples at a
     time (0: all at once), the loss normalized over the whole batch; returns the loss.
+    ``soft_probs`` (per example, the teacher's pool distribution; needs ``constrained``):
+    soft targets of weight ``soft_weight`` at the item positions (:func:`soft_item_targets`).
 
     Why micro-batches: the activations kept for backward grow with the rows of one forward
     (padded to the longest prompt), so one example at a time holds a quarter of a batch of
@@ -290,11 +334,17 @@ def batch_loss(
     for start in range(0, len(batch), micro):
         part, part_examples = batch[start : start + micro], examples[start : start + micro]
         inputs = {k: v.to(device) for k, v in collate(part, tokenizer.pad_token_id).items()}
-        allowed = None
+        allowed, soft = None, None
         if constrained:
             width = max(0, int(inputs["keep"]) - 1)
             allowed = constrained_allowed(tokenizer, part_examples, part, width, max_slate, max_rank)
-        loss = completion_loss(model, inputs, allowed, normalizer=total)
+            if soft_probs is not None and soft_weight > 0:
+                from fgrpo.format.items import item_token
+
+                tokens = [tokenizer.convert_tokens_to_ids([item_token(c.id) for c in ex.candidates]) for ex in part_examples]
+                labels = inputs["labels"][:, -width:] if width else inputs["labels"][:, :0]
+                soft = soft_item_targets(allowed, labels.cpu(), tokens, soft_probs[start : start + micro])
+        loss = completion_loss(model, inputs, allowed, normalizer=total, soft=soft, soft_weight=soft_weight)
         loss.backward()
         loss_sum += loss.item()
     return loss_sum
@@ -346,6 +396,8 @@ def supervised_steps(
     budget: TimeBudget | None = None,
     state_dir: Path | None = None,
     resume_from: Path | None = None,
+    soft_targets: float = 0.0,
+    soft_temperature: float = 1.0,
 ) -> list[float]:
     """Run ``steps`` AdamW steps of completion-only cross-entropy; returns the losses.
     ``budget`` (``max_time``): before a step that would overrun it, the state is saved to
@@ -355,9 +407,15 @@ def supervised_steps(
     ``constrained_loss``: each position's softmax over the tokens the decoding constraint
     allows there (item-token models, one-pass target): the distribution constrained greedy
     decoding reads, instead of the whole vocabulary. ``micro_batch_size``: examples per
-    forward and backward (0: the whole batch; same update either way, :func:`batch_loss`)."""
+    forward and backward (0: the whole batch; same update either way, :func:`batch_loss`).
+    ``soft_targets`` (weight) and ``soft_temperature``: soft targets from ``filler_order``'s
+    ``pool_probs`` (its teachers' pool distributions) at the item positions; needs
+    ``constrained_loss`` (the allowed items they are renormalized over)."""
     if constrained_loss and target != "both":
         raise ValueError("key 'constrained_loss' supports target=both only")
+    if soft_targets > 0 and (not constrained_loss or not hasattr(filler_order, "pool_probs")):
+        raise ValueError("key 'soft_targets' needs constrained_loss and a teacher that scores the pool "
+                         "(filler_policy=model|sasrec|gru4rec|ensemble)")
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -399,7 +457,9 @@ def supervised_steps(
             batch.append(encode_sft_example(tokenizer, ex, slate, ranking, max_slate, max_rank, target, skip,
                                             relabel=slate_order == "rollin"))
         optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(model, tokenizer, step_examples, batch, micro_batch_size, device, constrained_loss, max_slate, max_rank)
+        soft = [filler_order.pool_probs(ex, soft_temperature) for ex in step_examples] if soft_targets > 0 else None  # type: ignore[union-attr]
+        loss = batch_loss(model, tokenizer, step_examples, batch, micro_batch_size, device, constrained_loss, max_slate, max_rank,
+                          soft, soft_targets)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
         scheduler.step()
