@@ -1,5 +1,7 @@
 # Sourced by the run scripts (main.sh, main_llm.sh, toy.sh): pin the CPU kernels to AVX2 so
-# that a run is a function of its config and seed on any x86-64 CPU of the machine kind.
+# that a run is a function of its config and seed on the CPU model it ran on, whichever
+# instruction set it has (not across CPU vendors: an Intel and an AMD machine still round
+# differently, docs/reliability.md).
 # PyTorch, MKL and oneDNN otherwise dispatch on the CPU they find (AVX-512 here, AVX2 on
 # older EPYCs), and the kernels of two instruction sets round differently: SmolLM2's logits
 # differ by up to 4.7e-4 between the two on this machine, a difference RL's sampling turns
