@@ -82,10 +82,11 @@ def test_pool_probs_average_each_teachers_softmax(tmp_path) -> None:
             return sorted(range(1, len(self.s) + 1), key=lambda k: -self.s[k - 1])
 
     a, b = ScorerFillerOrder(Fixed([0.0, math.log(3.0)])), ScorerFillerOrder(Fixed([math.log(3.0), 0.0]))
-    fused = FusedOrder([a, b])
-    assert fused.pool_probs(None, 1.0) == pytest.approx([0.5, 0.5])  # (0.25 + 0.75) / 2 each
+    fused, any_example = FusedOrder([a, b]), _examples()[0]  # the fixed scorers ignore it
+    assert fused.pool_probs(any_example, 1.0) == pytest.approx([0.5, 0.5])  # (0.25 + 0.75) / 2 each
+    assert a(any_example) == [2, 1]  # the order from the same (cached) scores
     with pytest.raises(ValueError, match="soft_targets.*every teacher"):
-        FusedOrder([a, lambda e: [1, 2]]).pool_probs(None, 1.0)
+        FusedOrder([a, lambda e: [1, 2]]).pool_probs(any_example, 1.0)
     tok = build_item_tokenizer([str(i) for i in range(1, 21)])
     model = build_id_tiny(len(tok), hidden_size=16, num_layers=1, num_heads=2, seed=0)
     ex = _examples()[0]

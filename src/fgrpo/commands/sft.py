@@ -62,16 +62,24 @@ class ScorerFillerOrder:
 
     def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
+        self.scores: dict[str, list[float]] = {}  # per example id: the order and soft_targets read them once
 
     def prefetch(self, examples: list[Any]) -> None:
         self.scorer.prepare(examples)
 
+    def _scores(self, example: Any) -> list[float]:
+        if example.id not in self.scores:
+            self.scores[example.id] = self.scorer.scores(example)
+        return self.scores[example.id]
+
     def __call__(self, example: Any) -> list[int]:
-        return self.scorer.rank(example)
+        from fgrpo.baselines.scorers import order_by_score
+
+        return order_by_score(self._scores(example))  # = scorer.rank(example)
 
     def pool_probs(self, example: Any, temperature: float) -> list[float]:
         """Softmax of the scorer's pool scores / ``temperature`` (``soft_targets``)."""
-        return pool_softmax(self.scorer.scores(example), temperature)
+        return pool_softmax(self._scores(example), temperature)
 
 
 class FusedOrder:

@@ -339,9 +339,9 @@ def batch_loss(
             width = max(0, int(inputs["keep"]) - 1)
             allowed = constrained_allowed(tokenizer, part_examples, part, width, max_slate, max_rank)
             if soft_probs is not None and soft_weight > 0:
-                from fgrpo.format.items import item_token
+                from fgrpo.format.items import candidate_labels
 
-                tokens = [tokenizer.convert_tokens_to_ids([item_token(c.id) for c in ex.candidates]) for ex in part_examples]
+                tokens = [tokenizer.convert_tokens_to_ids(candidate_labels(tokenizer, ex)) for ex in part_examples]
                 labels = inputs["labels"][:, -width:] if width else inputs["labels"][:, :0]
                 soft = soft_item_targets(allowed, labels.cpu(), tokens, soft_probs[start : start + micro])
         loss = completion_loss(model, inputs, allowed, normalizer=total, soft=soft, soft_weight=soft_weight)
